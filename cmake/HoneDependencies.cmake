@@ -1,0 +1,27 @@
+# Third-party libraries, all from Debian packages (see docs/ARCHITECTURE.md for why each is here).
+find_package(CLI11 CONFIG REQUIRED)          # libcli11-dev: the command line
+find_package(nlohmann_json 3.10 REQUIRED)    # nlohmann-json3-dev: configs, recipes, --json output
+find_package(ZLIB REQUIRED)                  # zlib1g-dev: gzip'd IDX files
+find_package(Threads REQUIRED)
+if(HONE_BUILD_TESTS)
+  find_package(GTest REQUIRED)               # libgtest-dev
+endif()
+
+# Compile options shared by every hone target.
+add_library(hone_options INTERFACE)
+target_compile_options(hone_options INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+if(HONE_WERROR)
+  target_compile_options(hone_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
+endif()
+if(HONE_SANITIZE)
+  target_compile_options(hone_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer)
+  target_link_options(hone_options INTERFACE -fsanitize=address,undefined)
+endif()
+
+# Every target that includes torch precompiles the same header set (one PCH per target).
+function(hone_torch_pch target)
+  target_precompile_headers(${target} PRIVATE
+    <torch/torch.h> <nlohmann/json.hpp> ${PROJECT_SOURCE_DIR}/include/hone/core/format.h
+    <filesystem> <string> <vector> <memory> <optional>)
+endfunction()

@@ -1,0 +1,45 @@
+#pragma once
+/// @file File helpers: atomic writes (temp file + rename, so nothing is ever half-written),
+/// whole-file reads and read-only memory maps.
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace hone {
+
+/// Reads a whole file; throws hone::Error naming the path when it cannot.
+std::string read_file(const std::filesystem::path& path);
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, then rename.
+void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
+
+/// Calls `writer(temp_path)` to produce the file, then renames it onto `path`. If `writer`
+/// throws, the temp file is removed and `path` is left as it was.
+void write_file_atomic(const std::filesystem::path& path,
+                       const std::function<void(const std::filesystem::path&)>& writer);
+
+/// A private (copy-on-write) memory map of a whole file (RAII): writes through it never reach the
+/// file. Empty files map to size() == 0.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+
+  const std::byte* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  void release();
+  std::filesystem::path path_;
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace hone

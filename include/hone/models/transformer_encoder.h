@@ -1,0 +1,50 @@
+#pragma once
+/// @file One Transformer encoder layer (BERT layout by default: post-LayerNorm) whose attention is
+/// at::scaled_dot_product_attention, with an optional key padding mask. Submodule names follow
+/// BERT's (query, key, value, attention_output, attention_norm, intermediate, output, output_norm)
+/// so pretrained encoders map onto it one-to-one.
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace hone::models {
+
+struct TransformerEncoderLayerConfig {
+  std::int64_t d_model = 64;
+  std::int64_t num_heads = 4;
+  std::int64_t ffn_dim = 128;
+  double dropout = 0.1;
+  bool norm_first = false;          ///< pre-LN when true, BERT's post-LN when false
+  std::string activation = "gelu";  ///< gelu (exact, erf) | relu
+  double layer_norm_eps = 1e-12;    ///< BERT's value
+};
+void to_json(nlohmann::json& j, const TransformerEncoderLayerConfig& c);
+void from_json(const nlohmann::json& j, TransformerEncoderLayerConfig& c);
+
+class TransformerEncoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit TransformerEncoderLayerImpl(TransformerEncoderLayerConfig config);
+  /// x: [B, T, d_model]. key_padding_mask: [B, T] bool, true where the token is padding
+  /// (those keys get no attention). Returns [B, T, d_model].
+  torch::Tensor forward(const torch::Tensor& x, const std::optional<torch::Tensor>& key_padding_mask = std::nullopt);
+  const TransformerEncoderLayerConfig& config() const { return config_; }
+
+ private:
+  torch::Tensor attention(const torch::Tensor& x, const std::optional<torch::Tensor>& key_padding_mask);
+  torch::Tensor feed_forward(const torch::Tensor& x);
+  TransformerEncoderLayerConfig config_;
+  torch::nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, attention_output_{nullptr};
+  torch::nn::LayerNorm attention_norm_{nullptr};
+  torch::nn::Linear intermediate_{nullptr}, output_{nullptr};
+  torch::nn::LayerNorm output_norm_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(TransformerEncoderLayer);
+
+}  // namespace hone::models

@@ -1,0 +1,34 @@
+#include "hone/core/error.h"
+#include "hone/data/datasets.h"
+
+namespace hone::data {
+
+// The datasets, in the order `hone train --help` lists them.
+const std::vector<DatasetEntry>& dataset_registry() {
+  static const std::vector<DatasetEntry> kEntries = {
+      {"fashion-mnist", "Fashion-MNIST 28x28 clothing images, 10 classes (Debian dataset-fashion-mnist)",
+       TaskKind::kClassification, load_fashion_mnist},
+      {"digits", "sklearn 8x8 handwritten digits, 10 classes (Debian python3-sklearn)", TaskKind::kClassification,
+       load_digits},
+      {"goldsilver", "daily gold/silver prices 1977-2012, next-day gold forecast (Debian r-cran-aer)",
+       TaskKind::kForecasting, load_goldsilver},
+  };
+  return kEntries;
+}
+
+const DatasetEntry& find_dataset(const std::string& name) {
+  std::string names;
+  for (const auto& entry : dataset_registry()) {
+    if (entry.name == name) return entry;
+    names += (names.empty() ? "" : ", ") + entry.name;
+  }
+  fail_usage("unknown dataset '{}'; valid: {}", name, names);
+}
+
+LoadedData load_dataset(const std::string& name, const DataOptions& options) {
+  HONE_CHECK(options.window > 0, "window must be positive, got {}", options.window);
+  HONE_CHECK(options.limit >= 0, "limit must be >= 0, got {}", options.limit);
+  return find_dataset(name).load(options);
+}
+
+}  // namespace hone::data

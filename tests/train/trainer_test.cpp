@@ -1,0 +1,110 @@
+#include "hone/train/trainer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "hone/core/error.h"
+#include "hone/train/evaluate.h"
+#include "support/temp_dir.h"
+
+namespace hone::train {
+namespace {
+
+TrainOptions digits_mlp(const std::filesystem::path& out) {
+  TrainOptions o;
+  o.model = "mlp";
+  o.data = "digits";
+  o.model_overrides = {{"hidden", {64}}};
+  o.epochs = 3;
+  o.batch_size = 32;
+  o.learning_rate = 3e-3;
+  o.seed = 11;
+  o.workers = 2;
+  o.out_dir = out;
+  o.progress = false;
+  return o;
+}
+
+TEST(TrainerTest, RealDigitsTrainingLowersTheLossAndLearns) {
+  testing::TempDir dir;
+  const TrainResult r = train(digits_mlp(dir / "run"));
+  ASSERT_EQ(r.state.history.size(), 3u);
+  const auto& h = r.state.history;
+  EXPECT_LT(h.back().train_loss, 0.5 * h.front().first_step_loss) << "loss must fall";
+  EXPECT_LT(h.back().val.loss, h.front().val.loss);
+  EXPECT_GT(*h.back().val.accuracy, 0.85) << "an MLP learns 8x8 digits in three epochs";
+  // The saved run reloads and reproduces the best epoch's validation numbers.
+  const RunEvaluation ev = evaluate_run(dir / "run", "cpu", "val");
+  const auto& best = h.at(static_cast<std::size_t>(r.state.best_epoch - 1)).val;
+  EXPECT_NEAR(*ev.metrics.accuracy, *best.accuracy, 1e-12);
+  EXPECT_NEAR(ev.metrics.loss, best.loss, 1e-5);
+  const RunEvaluation test = evaluate_run(dir / "run", "cpu", "test");
+  EXPECT_EQ(test.metrics.samples, 1797 - 1257 - 269);
+}
+
+TEST(TrainerTest, ResumeRepeatsTheUninterruptedRun) {
+  testing::TempDir dir;
+  const TrainResult whole = train(digits_mlp(dir / "whole"));
+  TrainOptions first = digits_mlp(dir / "split");
+  first.stop_after_epochs = 1;
+  ASSERT_EQ(train(first).state.epochs_done, 1);
+  TrainOptions rest = digits_mlp(dir / "split");
+  rest.resume = true;
+  const TrainResult resumed = train(rest);
+  ASSERT_EQ(resumed.state.history.size(), 3u);
+  for (std::size_t e = 1; e < 3; ++e) {
+    const auto& a = whole.state.history[e];
+    const auto& b = resumed.state.history[e];
+    EXPECT_NEAR(a.first_step_loss, b.first_step_loss, 1e-6 * std::abs(a.first_step_loss)) << "epoch " << e + 1;
+    EXPECT_NEAR(a.train_loss, b.train_loss, 1e-5 * std::abs(a.train_loss)) << "epoch " << e + 1;
+  }
+  EXPECT_EQ(whole.state.global_step, resumed.state.global_step);
+}
+
+TEST(TrainerTest, RefusesToOverwriteARunWithoutResume) {
+  testing::TempDir dir;
+  TrainOptions o = digits_mlp(dir / "run");
+  o.epochs = 1;
+  o.max_steps_per_epoch = 2;
+  train(o);
+  EXPECT_THROW(train(o), Error);
+  o.resume = true;
+  o.model_overrides = {{"hidden", {32}}};
+  EXPECT_THROW(train(o), Error) << "resuming with another model config";
+}
+
+TEST(TrainerTest, ForecasterReportsPriceErrorsBesideTheNaiveBaseline) {
+  testing::TempDir dir;
+  TrainOptions o;
+  o.model = "lstm";
+  o.data = "goldsilver";
+  o.epochs = 1;
+  o.max_steps_per_epoch = 10;
+  o.batch_size = 64;
+  o.out_dir = dir / "run";
+  o.progress = false;
+  const TrainResult r = train(o);
+  const EvalMetrics& val = r.state.history.at(0).val;
+  ASSERT_TRUE(val.rmse && val.naive_rmse);
+  EXPECT_GT(*val.naive_rmse, 0);
+  EXPECT_TRUE(std::isfinite(*val.rmse));
+  // A forecaster that predicts roughly "no change" lands near the naive error, not orders away.
+  EXPECT_LT(*val.rmse, 2.0 * *val.naive_rmse);
+}
+
+TEST(TrainerTest, BadOptionsAreUsageErrors) {
+  testing::TempDir dir;
+  TrainOptions o = digits_mlp(dir / "run");
+  o.epochs = 0;
+  EXPECT_THROW(train(o), UsageError);
+  o = digits_mlp(dir / "run");
+  o.model = "no-such-model";
+  EXPECT_THROW(train(o), UsageError);
+  o = digits_mlp(dir / "run");
+  o.model = "lstm";  // needs forecasting windows, digits are images
+  EXPECT_THROW(train(o), Error);
+}
+
+}  // namespace
+}  // namespace hone::train

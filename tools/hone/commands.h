@@ -1,0 +1,12 @@
+#pragma once
+// One file per subcommand (cmd_<verb>.cpp); each registers itself on the root app. The CLI holds no
+// logic: it fills an options struct and calls the library.
+#include <CLI/CLI.hpp>
+
+namespace hone::cli {
+
+void register_info(CLI::App& root);
+void register_train(CLI::App& root);
+void register_eval(CLI::App& root);
+
+}  // namespace hone::cli

@@ -1,0 +1,56 @@
+#pragma once
+// Every flag of the hone program is declared once here, with its help text and environment
+// variable; commands pick the ones they use. (The llama.cpp common/arg.h idea, on CLI11.)
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace hone::cli {
+
+struct Flag {
+  const char* names;  ///< CLI11 spelling, e.g. "-o,--out"
+  const char* help;
+  const char* env;    ///< environment variable that sets it, or nullptr
+};
+
+namespace flags {
+inline constexpr Flag kDevice{"--device", "where to run: cpu, cuda or cuda:N", "HONE_DEVICE"};
+inline constexpr Flag kJson{"--json", "print machine-readable JSON on stdout instead of text", nullptr};
+inline constexpr Flag kModel{"-m,--model", "architecture from the zoo (see `hone info`)", nullptr};
+inline constexpr Flag kData{"-d,--data", "dataset (see `hone info`)", nullptr};
+inline constexpr Flag kModelConfig{"--model-config",
+                                   "JSON merged onto the model's default config, e.g. '{\"widths\":[16,32]}'", nullptr};
+inline constexpr Flag kEpochs{"-e,--epochs", "training epochs", nullptr};
+inline constexpr Flag kBatchSize{"-b,--batch-size", "samples per batch", nullptr};
+inline constexpr Flag kLearningRate{"--lr", "peak learning rate (AdamW, cosine decay)", nullptr};
+inline constexpr Flag kWeightDecay{"--weight-decay", "AdamW weight decay", nullptr};
+inline constexpr Flag kSeed{"--seed", "random seed (data order, init, dropout)", "HONE_SEED"};
+inline constexpr Flag kWorkers{"--workers", "data-loader worker threads", "HONE_WORKERS"};
+inline constexpr Flag kOut{"-o,--out", "run directory to write (config, weights, checkpoint)", nullptr};
+inline constexpr Flag kResume{"--resume", "continue the run in --out from its last checkpoint", nullptr};
+inline constexpr Flag kWindow{"--window", "forecasting: days of history per sample", nullptr};
+inline constexpr Flag kLimit{"--limit", "use at most N samples per split (quick trials)", nullptr};
+inline constexpr Flag kMaxSteps{"--max-steps", "cut each epoch after N steps (quick trials)", nullptr};
+inline constexpr Flag kQuiet{"-q,--quiet", "no progress bar", nullptr};
+inline constexpr Flag kRunDir{"run_dir", "a run directory written by `hone train`", nullptr};
+inline constexpr Flag kSplit{"--split", "which split to evaluate: test or val", nullptr};
+inline constexpr Flag kThreads{"--threads", "CPU threads for torch (0: torch's default)", "HONE_THREADS"};
+}  // namespace flags
+
+/// Adds `flag` bound to `value` (its current value is shown as the default).
+template <typename T>
+CLI::Option* add_flag(CLI::App& app, const Flag& flag, T& value) {
+  CLI::Option* option = nullptr;
+  if constexpr (std::is_same_v<T, bool>) {
+    option = app.add_flag(flag.names, value, flag.help);
+  } else {
+    option = app.add_option(flag.names, value, flag.help)->capture_default_str();
+  }
+  if (flag.env != nullptr) option->envname(flag.env);
+  return option;
+}
+
+/// Sets torch's CPU thread count when `threads` > 0.
+void apply_threads(int threads);
+
+}  // namespace hone::cli
