@@ -1,6 +1,7 @@
 include(GoogleTest)
-# hone_add_test(<name> LABELS <cpu|cuda|slow>... SOURCES <files>...)
-# One GoogleTest executable per module; every test in it carries the given ctest labels.
+# hone_add_test(<name> LABELS <cpu|cuda|slow> SOURCES <files>...)
+# One GoogleTest executable per module; every test in it carries the given ctest label (one label:
+# gtest_discover_tests cannot pass a list through PROPERTIES).
 function(hone_add_test name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "LABELS;SOURCES" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})

@@ -69,3 +69,10 @@ else()
   set(HONE_TORCH_LIBRARIES hone_torch_cpu)
 endif()
 message(STATUS "hone: torch ${HONE_TORCH_VERSION} (CUDA '${HONE_TORCH_CUDA}') from ${HONE_TORCH_PREFIX}; HONE_CUDA=${HONE_CUDA}")
+
+# The torch 2.11 wheel's libtorch exports its own copy of some std::filesystem functions
+# (pytorch/pytorch#133437), and its std::filesystem::remove_all crashes when it wins symbol
+# resolution. Putting libstdc++ in front of the torch libraries in every hone binary's
+# DT_NEEDED list makes the real libstdc++ the one that binds.
+add_library(hone_libstdcxx_first INTERFACE)
+target_link_options(hone_libstdcxx_first INTERFACE "LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")

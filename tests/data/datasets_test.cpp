@@ -45,7 +45,7 @@ TEST(DatasetsTest, DigitsSplitIsCompleteAndRepeatable) {
   EXPECT_EQ(a.train.dataset.count() + a.val.dataset.count() + a.test.dataset.count(), 1797);
   EXPECT_EQ(a.train.dataset.inputs().sizes(), (std::vector<std::int64_t>{a.train.dataset.count(), 1, 8, 8}));
   EXPECT_TRUE(torch::equal(a.test.dataset.inputs(), b.test.dataset.inputs()));
-  EXPECT_EQ(torch::unique_dim(a.train.dataset.targets(), 0).size(0), 10);
+  EXPECT_EQ(std::get<0>(torch::_unique(a.train.dataset.targets())).size(0), 10);
   EXPECT_GE(a.train.dataset.inputs().min().item<double>(), 0.0);
   EXPECT_LE(a.train.dataset.inputs().max().item<double>(), 1.0);
 }

@@ -39,7 +39,7 @@ void register_eval(CLI::App& root) {
   CLI::App* app = root.add_subcommand("eval", "Evaluate a trained run on its test set");
   app->footer(
       "Reports accuracy (classification) or MAE/RMSE beside the naive last-value forecast (forecasting).\n"
-      "Examples:\n  hone eval runs/cnn\n  hone eval runs/lstm --split val --json");
+      "Examples:\n  hone eval runs/cnn\n  hone eval runs/lstm --split val --json\n");
   add_flag(*app, flags::kRunDir, cmd->run_dir)->required();
   add_flag(*app, flags::kDevice, cmd->device);
   add_flag(*app, flags::kSplit, cmd->split)->check(CLI::IsMember({"test", "val"}));

@@ -37,7 +37,7 @@ void run_info(const InfoOptions& options) {
 void register_info(CLI::App& root) {
   auto options = std::make_shared<InfoOptions>();
   CLI::App* cmd = root.add_subcommand("info", "Show versions, devices, CPU features and the model zoo");
-  cmd->footer("Example:\n  hone info --json | python3 -m json.tool");
+  cmd->footer("Example:\n  hone info --json | python3 -m json.tool\n");
   add_flag(*cmd, flags::kJson, options->json);
   cmd->callback([options] { run_info(*options); });
 }

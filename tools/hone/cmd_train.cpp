@@ -64,14 +64,14 @@ void run_train(TrainCommand& cmd) {
 void register_train(CLI::App& root) {
   auto cmd = std::make_shared<TrainCommand>();
   std::string models, datasets;
-  for (const auto& m : models::model_registry()) models += "\n  " + m.name + "  " + m.summary;
-  for (const auto& d : data::dataset_registry()) datasets += "\n  " + d.name + "  " + d.summary;
+  for (const auto& m : models::model_registry()) models += fmt::format("\n  {:<14} {}", m.name, m.summary);
+  for (const auto& d : data::dataset_registry()) datasets += fmt::format("\n  {:<14} {}", d.name, d.summary);
   CLI::App* app = root.add_subcommand("train", "Train a zoo model on a real dataset");
   app->footer("Models:" + models + "\nDatasets:" + datasets +
               "\nExamples:\n"
               "  hone train --model cnn --data fashion-mnist --epochs 4 -o runs/cnn\n"
               "  hone train -m lstm -d goldsilver --epochs 20 -o runs/lstm --json\n"
-              "  hone train -m cnn -d fashion-mnist --epochs 8 -o runs/cnn --resume   # continue a run");
+              "  hone train -m cnn -d fashion-mnist --epochs 8 -o runs/cnn --resume   # continue a run\n");
   auto& o = cmd->options;
   add_flag(*app, flags::kModel, o.model);
   add_flag(*app, flags::kData, o.data);

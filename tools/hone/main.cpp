@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
       "  hone info --json\n"
       "  hone train --model cnn --data fashion-mnist --epochs 4 -o runs/cnn\n"
       "  hone eval runs/cnn\n"
-      "Run `hone <command> --help` for a command's flags.");
+      "Run `hone <command> --help` for a command's flags.\n");
   // The subcommands, in the order --help lists them.
   hone::cli::register_info(app);
   hone::cli::register_train(app);

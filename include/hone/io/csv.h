@@ -32,12 +32,16 @@ struct CsvTable {
 };
 
 /// Parses CSV text. Blank lines at the end are ignored; a blank line inside the data is an error.
+/// Lines end in \n or \r\n (a lone \r is an error); a leading UTF-8 BOM is dropped; a quote may only
+/// open a field, and "" inside a quoted field is one quote.
 CsvTable parse_csv(std::string_view text, const std::string& source, const CsvOptions& options = {});
 
 /// Reads a CSV file, plain or gzip'd.
 CsvTable read_csv(const std::filesystem::path& path, const CsvOptions& options = {});
 
 /// Parses one number strictly (whole field, finite or nan/inf spelled out); false if it is not one.
+/// Spaces and tabs around the number are tolerated ("1, 2"); empty or blank fields, partial parses
+/// ("12abc"), hex and values beyond double's range are not. `value` is untouched on failure.
 bool parse_number(std::string_view text, double& value);
 
 }  // namespace hone::io

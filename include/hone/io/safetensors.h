@@ -31,7 +31,10 @@ struct SafetensorsContents {
 };
 
 /// Serializes tensors (any device, contiguous or not; copied to CPU) into safetensors bytes.
-/// Names must be unique and non-empty; supported dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL.
+/// Names must be unique and non-empty; supported dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL,
+/// and U64 U32 U16 F8_E4M3 (float8_e4m3fn) F8_E5M2, which LibTorch holds with fewer ops.
+/// The header lists "__metadata__" first, then the tensors in the given order, and is padded with
+/// spaces so the data starts 8-aligned (the reference writer's layout).
 std::string encode_safetensors(const NamedTensors& tensors, const Metadata& metadata = {});
 
 /// Parses safetensors bytes, copying the data out.

@@ -1,0 +1,67 @@
+#include "hone/models/mlp.h"
+
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+
+#include "config_fields.h"
+#include "hone/core/error.h"
+
+namespace hone::models {
+namespace {
+
+const std::string kWhat = "mlp config";
+
+torch::nn::AnyModule make_activation(const std::string& name) {
+  if (name == "relu") return torch::nn::AnyModule(torch::nn::ReLU());
+  if (name == "gelu") return torch::nn::AnyModule(torch::nn::GELU());  // exact (erf)
+  return torch::nn::AnyModule(torch::nn::Tanh());
+}
+
+}  // namespace
+
+void to_json(nlohmann::json& j, const MlpConfig& c) {
+  j = nlohmann::json{{"in_features", c.in_features},
+                     {"hidden", c.hidden},
+                     {"out_features", c.out_features},
+                     {"dropout", c.dropout},
+                     {"activation", c.activation}};
+}
+
+void from_json(const nlohmann::json& j, MlpConfig& c) {
+  check_config_keys(j, kWhat, {"in_features", "hidden", "out_features", "dropout", "activation"});
+  detail::read_field(j, kWhat, "in_features", c.in_features);
+  detail::read_field(j, kWhat, "hidden", c.hidden);
+  detail::read_field(j, kWhat, "out_features", c.out_features);
+  detail::read_field(j, kWhat, "dropout", c.dropout);
+  detail::read_field(j, kWhat, "activation", c.activation);
+  detail::check_positive(kWhat, "in_features", c.in_features);
+  detail::check_positive_list(kWhat, "hidden", c.hidden, /*allow_empty=*/true);  // empty: a linear model
+  detail::check_positive(kWhat, "out_features", c.out_features);
+  detail::check_dropout(kWhat, "dropout", c.dropout);
+  HONE_CHECK(c.activation == "relu" || c.activation == "gelu" || c.activation == "tanh",
+             "{}: 'activation' must be relu, gelu or tanh, got '{}'", kWhat, c.activation);
+}
+
+Mlp::Mlp(MlpConfig config) : config_(std::move(config)) {
+  // Validates a config built in code the same way as one read from JSON.
+  config_ = nlohmann::json(config_).get<MlpConfig>();
+  layers_ = register_module("layers", torch::nn::Sequential());
+  std::int64_t width = config_.in_features;
+  for (const auto hidden : config_.hidden) {
+    layers_->push_back(torch::nn::Linear(width, hidden));
+    layers_->push_back(make_activation(config_.activation));
+    layers_->push_back(torch::nn::Dropout(config_.dropout));
+    width = hidden;
+  }
+  layers_->push_back(torch::nn::Linear(width, config_.out_features));
+}
+
+torch::Tensor Mlp::forward(torch::Tensor input) {
+  HONE_CHECK(input.dim() >= 1 && input.size(0) > 0 && input.numel() / input.size(0) == config_.in_features,
+             "mlp: expected a batch of samples with {} features each, got shape {}", config_.in_features,
+             detail::shape_string(input.sizes()));
+  return layers_->forward(input.reshape({input.size(0), config_.in_features}));
+}
+
+}  // namespace hone::models

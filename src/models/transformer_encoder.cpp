@@ -1,0 +1,106 @@
+#include "hone/models/transformer_encoder.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "config_fields.h"
+#include "hone/core/error.h"
+#include "hone/models/model.h"
+
+namespace hone::models {
+namespace {
+
+const std::string kWhat = "transformer encoder layer config";
+
+}  // namespace
+
+void to_json(nlohmann::json& j, const TransformerEncoderLayerConfig& c) {
+  j = nlohmann::json{{"d_model", c.d_model},
+                     {"num_heads", c.num_heads},
+                     {"ffn_dim", c.ffn_dim},
+                     {"dropout", c.dropout},
+                     {"norm_first", c.norm_first},
+                     {"activation", c.activation},
+                     {"layer_norm_eps", c.layer_norm_eps}};
+}
+
+void from_json(const nlohmann::json& j, TransformerEncoderLayerConfig& c) {
+  check_config_keys(j, kWhat,
+                    {"d_model", "num_heads", "ffn_dim", "dropout", "norm_first", "activation", "layer_norm_eps"});
+  detail::read_field(j, kWhat, "d_model", c.d_model);
+  detail::read_field(j, kWhat, "num_heads", c.num_heads);
+  detail::read_field(j, kWhat, "ffn_dim", c.ffn_dim);
+  detail::read_field(j, kWhat, "dropout", c.dropout);
+  detail::read_field(j, kWhat, "norm_first", c.norm_first);
+  detail::read_field(j, kWhat, "activation", c.activation);
+  detail::read_field(j, kWhat, "layer_norm_eps", c.layer_norm_eps);
+  detail::check_positive(kWhat, "d_model", c.d_model);
+  detail::check_heads_divide(kWhat, "num_heads", c.num_heads, "d_model", c.d_model);
+  detail::check_positive(kWhat, "ffn_dim", c.ffn_dim);
+  detail::check_dropout(kWhat, "dropout", c.dropout);
+  HONE_CHECK(c.activation == "gelu" || c.activation == "relu", "{}: 'activation' must be gelu or relu, got '{}'", kWhat,
+             c.activation);
+  HONE_CHECK(c.layer_norm_eps > 0.0 && std::isfinite(c.layer_norm_eps), "{}: 'layer_norm_eps' must be positive, got {}",
+             kWhat, c.layer_norm_eps);
+}
+
+TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(TransformerEncoderLayerConfig config)
+    : config_(std::move(config)) {
+  config_ = nlohmann::json(config_).get<TransformerEncoderLayerConfig>();
+  const auto d = config_.d_model;
+  const auto norm = torch::nn::LayerNormOptions({d}).eps(config_.layer_norm_eps);
+  query_ = register_module("query", torch::nn::Linear(d, d));
+  key_ = register_module("key", torch::nn::Linear(d, d));
+  value_ = register_module("value", torch::nn::Linear(d, d));
+  attention_output_ = register_module("attention_output", torch::nn::Linear(d, d));
+  attention_norm_ = register_module("attention_norm", torch::nn::LayerNorm(norm));
+  intermediate_ = register_module("intermediate", torch::nn::Linear(d, config_.ffn_dim));
+  output_ = register_module("output", torch::nn::Linear(config_.ffn_dim, d));
+  output_norm_ = register_module("output_norm", torch::nn::LayerNorm(norm));
+  dropout_ = register_module("dropout", torch::nn::Dropout(config_.dropout));
+}
+
+torch::Tensor TransformerEncoderLayerImpl::forward(const torch::Tensor& x,
+                                                   const std::optional<torch::Tensor>& key_padding_mask) {
+  HONE_CHECK(x.dim() == 3 && x.size(2) == config_.d_model,
+             "transformer encoder layer: expected input [B, T, {}], got shape {}", config_.d_model,
+             detail::shape_string(x.sizes()));
+  if (key_padding_mask) {
+    const auto& mask = *key_padding_mask;
+    HONE_CHECK(
+        mask.scalar_type() == torch::kBool && mask.dim() == 2 && mask.size(0) == x.size(0) && mask.size(1) == x.size(1),
+        "transformer encoder layer: key_padding_mask must be bool [B, T] = {}, got {} {}",
+        detail::shape_string(x.sizes().slice(0, 2)), c10::toString(mask.scalar_type()),
+        detail::shape_string(mask.sizes()));
+  }
+  if (config_.norm_first) {
+    auto y = x + dropout_->forward(attention(attention_norm_->forward(x), key_padding_mask));
+    return y + dropout_->forward(feed_forward(output_norm_->forward(y)));
+  }
+  auto y = attention_norm_->forward(x + dropout_->forward(attention(x, key_padding_mask)));
+  return output_norm_->forward(y + dropout_->forward(feed_forward(y)));
+}
+
+torch::Tensor TransformerEncoderLayerImpl::attention(const torch::Tensor& x,
+                                                     const std::optional<torch::Tensor>& key_padding_mask) {
+  const auto batch = x.size(0), tokens = x.size(1);
+  const auto heads = config_.num_heads, head_dim = config_.d_model / config_.num_heads;
+  const auto split_heads = [&](const torch::Tensor& t) {
+    return t.view({batch, tokens, heads, head_dim}).transpose(1, 2);  // [B, heads, T, head_dim]
+  };
+  std::optional<torch::Tensor> attend;  // true = may attend; broadcasts to [B, heads, T_query, T_key]
+  if (key_padding_mask) attend = key_padding_mask->logical_not().view({batch, 1, 1, tokens});
+  const auto context =
+      at::scaled_dot_product_attention(split_heads(query_->forward(x)), split_heads(key_->forward(x)),
+                                       split_heads(value_->forward(x)), attend, is_training() ? config_.dropout : 0.0);
+  return attention_output_->forward(context.transpose(1, 2).reshape({batch, tokens, config_.d_model}));
+}
+
+torch::Tensor TransformerEncoderLayerImpl::feed_forward(const torch::Tensor& x) {
+  auto hidden = intermediate_->forward(x);
+  hidden = config_.activation == "gelu" ? torch::gelu(hidden) : torch::relu(hidden);
+  return output_->forward(dropout_->forward(hidden));
+}
+
+}  // namespace hone::models
