@@ -33,8 +33,8 @@ void log_message(LogLevel level, std::string_view message) {
   static std::mutex mutex;
   static const char* const kNames[] = {"debug", "info", "warning", "error", ""};
   std::lock_guard<std::mutex> lock(mutex);
-  std::fprintf(stderr, "hone: %s: %.*s\n", kNames[static_cast<int>(level)],
-               static_cast<int>(message.size()), message.data());
+  std::fprintf(stderr, "hone: %s: %.*s\n", kNames[static_cast<int>(level)], static_cast<int>(message.size()),
+               message.data());
 }
 
 }  // namespace hone

@@ -2,8 +2,8 @@
 
 #include <unistd.h>
 
-#include <cstdio>
 #include <fmt/format.h>
+#include <cstdio>
 
 namespace hone {
 
@@ -60,10 +60,10 @@ void ProgressBar::draw(bool final_draw) {
   int filled = static_cast<int>(fraction * kWidth);
   std::string bar(static_cast<std::size_t>(filled), '#');
   bar.append(static_cast<std::size_t>(kWidth - filled), '.');
-  std::string timing = final_draw ? fmt::format("in {}", format_duration(elapsed))
-                                  : fmt::format("ETA {}", format_duration(eta));
-  std::string line = fmt::format("{} [{}] {:3.0f}% {}/{} {:.1f}/s {} {}", label_, bar, 100 * fraction,
-                                 done_, total_, rate, timing, suffix_);
+  std::string timing =
+      final_draw ? fmt::format("in {}", format_duration(elapsed)) : fmt::format("ETA {}", format_duration(eta));
+  std::string line = fmt::format("{} [{}] {:3.0f}% {}/{} {:.1f}/s {} {}", label_, bar, 100 * fraction, done_, total_,
+                                 rate, timing, suffix_);
   if (tty_) {
     std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final_draw ? "\n" : "");
   } else {

@@ -36,10 +36,9 @@ void read_cpuinfo(SystemInfo& info) {
     }
   }
   // The instruction sets that decide which quantized and low-precision kernels are fast.
-  static const char* const kInteresting[] = {"sse4_2",      "avx",        "avx2",      "fma",
-                                             "f16c",        "avx512f",    "avx512bw",  "avx512vl",
-                                             "avx512_vnni", "avx_vnni",   "avx512_bf16", "avx512_fp16",
-                                             "amx_tile",    "amx_int8",   "amx_bf16"};
+  static const char* const kInteresting[] = {"sse4_2",      "avx",         "avx2",     "fma",         "f16c",
+                                             "avx512f",     "avx512bw",    "avx512vl", "avx512_vnni", "avx_vnni",
+                                             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8",    "amx_bf16"};
   for (const char* isa : kInteresting) {
     if (flags.count(isa)) info.cpu_isa.emplace_back(isa);
   }
@@ -93,10 +92,11 @@ nlohmann::json to_json(const SystemInfo& info) {
           {"cuda_available", info.cuda_available},
           {"cuda_runtime_version", info.cuda_runtime_version},
           {"gpus", gpus},
-          {"cpu", {{"model", info.cpu_model},
-                   {"logical_cpus", info.logical_cpus},
-                   {"torch_threads", info.torch_threads},
-                   {"isa", info.cpu_isa}}},
+          {"cpu",
+           {{"model", info.cpu_model},
+            {"logical_cpus", info.logical_cpus},
+            {"torch_threads", info.torch_threads},
+            {"isa", info.cpu_isa}}},
           {"quantized_engines", info.quantized_engines},
           {"quantized_engine", info.quantized_engine}};
 }

@@ -9,8 +9,7 @@ namespace hone::data {
 
 at::Tensor ForecastReference::to_price(const at::Tensor& normalized_prediction) const {
   at::Tensor p = normalized_prediction.detach().to(at::kCPU, at::kDouble).reshape({-1});
-  HONE_CHECK(p.size(0) == last_value.size(0), "{} predictions for {} forecast samples", p.size(0),
-             last_value.size(0));
+  HONE_CHECK(p.size(0) == last_value.size(0), "{} predictions for {} forecast samples", p.size(0), last_value.size(0));
   return last_value * at::exp(p * target_std + target_mean);
 }
 
@@ -21,8 +20,8 @@ LoadedData make_forecasting_data(const std::string& name, const at::Tensor& pric
   HONE_CHECK(static_cast<std::int64_t>(columns.size()) == prices.size(1), "{}: {} column names for {} series", name,
              columns.size(), prices.size(1));
   const at::Tensor p = prices.to(at::kDouble);
-  HONE_CHECK(at::isfinite(p).all().item<bool>() && (p > 0).all().item<bool>(),
-             "{}: prices must be finite and positive", name);
+  HONE_CHECK(at::isfinite(p).all().item<bool>() && (p > 0).all().item<bool>(), "{}: prices must be finite and positive",
+             name);
   const std::int64_t window = options.window;
   const std::int64_t days = p.size(0);
   const std::int64_t samples = days - 1 - window;
@@ -46,7 +45,8 @@ LoadedData make_forecasting_data(const std::string& name, const at::Tensor& pric
 
   const at::Tensor normalized = (returns - feature_mean) / feature_std;
   // unfold -> [samples+1, series, window]; keep `samples` windows, as [samples, window, series].
-  const at::Tensor x = normalized.unfold(0, window, 1).narrow(0, 0, samples).transpose(1, 2).contiguous().to(at::kFloat);
+  const at::Tensor x =
+      normalized.unfold(0, window, 1).narrow(0, 0, samples).transpose(1, 2).contiguous().to(at::kFloat);
   const at::Tensor y =
       ((returns.narrow(0, window, samples).select(1, 0) - target_mean) / target_std).unsqueeze(1).to(at::kFloat);
   const at::Tensor last = p.narrow(0, window, samples).select(1, 0).contiguous();
@@ -57,8 +57,8 @@ LoadedData make_forecasting_data(const std::string& name, const at::Tensor& pric
     // With a limit, keep the *last* samples of train (closest to val) and the first of val/test.
     DataSplit split;
     split.dataset = TensorDataset(x.narrow(0, start, length), y.narrow(0, start, length));
-    split.forecast = ForecastReference{last.narrow(0, start, length), truth.narrow(0, start, length), target_mean,
-                                       target_std};
+    split.forecast =
+        ForecastReference{last.narrow(0, start, length), truth.narrow(0, start, length), target_mean, target_std};
     return split;
   };
   LoadedData data;
@@ -69,19 +69,20 @@ LoadedData make_forecasting_data(const std::string& name, const at::Tensor& pric
   data.train = make_split(n_train - cap(n_train), cap(n_train));
   data.val = make_split(n_train, cap(n_val));
   data.test = make_split(n_train + n_val, cap(n_test));
-  data.provenance = {{"columns", columns},
-                     {"window", window},
-                     {"target", columns[0] + " next-day log-return"},
-                     {"split", {{"train", cap(n_train)}, {"val", cap(n_val)}, {"test", cap(n_test)}}},
-                     {"split_first_sample", {{"train", n_train - cap(n_train)}, {"val", n_train}, {"test", n_train + n_val}}},
-                     {"normalization",
-                      {{"feature_mean", std::vector<double>(feature_mean.data_ptr<double>(),
-                                                            feature_mean.data_ptr<double>() + feature_mean.numel())},
-                       {"feature_std", std::vector<double>(feature_std.data_ptr<double>(),
-                                                           feature_std.data_ptr<double>() + feature_std.numel())},
-                       {"target_mean", target_mean},
-                       {"target_std", target_std},
-                       {"fitted_on", "train"}}}};
+  data.provenance = {
+      {"columns", columns},
+      {"window", window},
+      {"target", columns[0] + " next-day log-return"},
+      {"split", {{"train", cap(n_train)}, {"val", cap(n_val)}, {"test", cap(n_test)}}},
+      {"split_first_sample", {{"train", n_train - cap(n_train)}, {"val", n_train}, {"test", n_train + n_val}}},
+      {"normalization",
+       {{"feature_mean",
+         std::vector<double>(feature_mean.data_ptr<double>(), feature_mean.data_ptr<double>() + feature_mean.numel())},
+        {"feature_std",
+         std::vector<double>(feature_std.data_ptr<double>(), feature_std.data_ptr<double>() + feature_std.numel())},
+        {"target_mean", target_mean},
+        {"target_std", target_std},
+        {"fitted_on", "train"}}}};
   return data;
 }
 

@@ -18,8 +18,8 @@ LoadedData load_digits(const DataOptions& options) {
   const std::int64_t n = table.size(0);
   at::Tensor pixels = table.narrow(1, 0, 64);
   at::Tensor labels = table.select(1, 64);
-  HONE_CHECK(pixels.min().item<double>() >= 0 && pixels.max().item<double>() <= 16,
-             "{}: pixel values outside 0..16", path.string());
+  HONE_CHECK(pixels.min().item<double>() >= 0 && pixels.max().item<double>() <= 16, "{}: pixel values outside 0..16",
+             path.string());
   HONE_CHECK((labels == labels.round()).all().item<bool>() && labels.min().item<double>() >= 0 &&
                  labels.max().item<double>() <= 9,
              "{}: labels must be integers 0..9", path.string());

@@ -24,8 +24,8 @@ fs::path sklearn_data_dir() {
 fs::path exported_data_dir() {
   const char* home = std::getenv("HOME");
   const char* cache = std::getenv("XDG_CACHE_HOME");
-  fs::path base = (cache != nullptr && *cache != '\0') ? fs::path(cache)
-                                                       : fs::path(home != nullptr ? home : "/tmp") / ".cache";
+  fs::path base =
+      (cache != nullptr && *cache != '\0') ? fs::path(cache) : fs::path(home != nullptr ? home : "/tmp") / ".cache";
   return env_or("HONE_DATA_DIR", base / "hone" / "data");
 }
 

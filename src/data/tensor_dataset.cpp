@@ -18,8 +18,8 @@ torch::data::Example<> TensorDataset::get_batch(c10::ArrayRef<std::size_t> indic
   auto index = torch::empty({static_cast<std::int64_t>(indices.size())}, torch::kLong);
   auto* p = index.data_ptr<std::int64_t>();
   for (std::size_t i = 0; i < indices.size(); ++i) {
-    HONE_CHECK(static_cast<std::int64_t>(indices[i]) < count(), "sample index {} out of range ({} samples)",
-               indices[i], count());
+    HONE_CHECK(static_cast<std::int64_t>(indices[i]) < count(), "sample index {} out of range ({} samples)", indices[i],
+               count());
     p[i] = static_cast<std::int64_t>(indices[i]);
   }
   return {inputs_.index_select(0, index), targets_.index_select(0, index)};
@@ -36,13 +36,12 @@ namespace {
 template <typename Sampler>
 void drive(const TensorDataset& dataset, Sampler sampler, const LoaderOptions& options,
            const std::function<void(torch::data::Example<>&)>& fn) {
-  auto loader = torch::data::make_data_loader(
-      dataset, std::move(sampler),
-      torch::data::DataLoaderOptions()
-          .batch_size(static_cast<std::size_t>(options.batch_size))
-          .workers(static_cast<std::size_t>(options.workers))
-          .drop_last(options.drop_last)
-          .enforce_ordering(true));
+  auto loader = torch::data::make_data_loader(dataset, std::move(sampler),
+                                              torch::data::DataLoaderOptions()
+                                                  .batch_size(static_cast<std::size_t>(options.batch_size))
+                                                  .workers(static_cast<std::size_t>(options.workers))
+                                                  .drop_last(options.drop_last)
+                                                  .enforce_ordering(true));
   std::int64_t served = 0;
   for (auto& batch : *loader) {
     fn(batch);

@@ -40,9 +40,7 @@ class CsvReader {
   }
 
   // True when only line breaks remain (blank lines at the end are ignored).
-  bool only_line_breaks_remain() const {
-    return text_.find_first_not_of("\r\n", pos_) == std::string_view::npos;
-  }
+  bool only_line_breaks_remain() const { return text_.find_first_not_of("\r\n", pos_) == std::string_view::npos; }
 
   std::vector<std::string> read_record() {
     std::vector<std::string> fields;
@@ -82,8 +80,8 @@ class CsvReader {
       char c = text_[pos_];
       if (c == delimiter_ || c == '\n' || c == '\r') break;
       if (c == '"') {
-        fail("{}:{}: quote inside an unquoted field (quote the whole field and double the inner quotes)",
-             source_, line_);
+        fail("{}:{}: quote inside an unquoted field (quote the whole field and double the inner quotes)", source_,
+             line_);
       }
       ++pos_;
     }

@@ -20,10 +20,10 @@ std::size_t size_hint(std::string_view compressed, std::size_t max_bytes) {
   // The trailer's ISIZE is the last member's size mod 2^32: only a hint for the first allocation.
   if (compressed.size() < 18) return 0;
   const auto* tail = reinterpret_cast<const unsigned char*>(compressed.data() + compressed.size() - 4);
-  std::size_t isize = std::size_t{tail[0]} | std::size_t{tail[1]} << 8 | std::size_t{tail[2]} << 16 |
-                      std::size_t{tail[3]} << 24;
-  std::size_t plausible = compressed.size() > SIZE_MAX / kMaxDeflateRatio ? SIZE_MAX
-                                                                          : compressed.size() * kMaxDeflateRatio;
+  std::size_t isize =
+      std::size_t{tail[0]} | std::size_t{tail[1]} << 8 | std::size_t{tail[2]} << 16 | std::size_t{tail[3]} << 24;
+  std::size_t plausible =
+      compressed.size() > SIZE_MAX / kMaxDeflateRatio ? SIZE_MAX : compressed.size() * kMaxDeflateRatio;
   return std::min({isize, max_bytes, plausible});
 }
 
@@ -70,8 +70,8 @@ std::string gunzip(std::string_view compressed, const std::string& source, std::
     if (member_done) {
       if (consumed == compressed.size()) break;
       if (!is_gzip(compressed.substr(consumed))) {
-        fail("{}: {} bytes of trailing garbage after gzip member {} (at byte {})", source,
-             compressed.size() - consumed, member, consumed);
+        fail("{}: {} bytes of trailing garbage after gzip member {} (at byte {})", source, compressed.size() - consumed,
+             member, consumed);
       }
       inflater.reset();
       member_done = false;
@@ -104,8 +104,8 @@ std::string gunzip(std::string_view compressed, const std::string& source, std::
         break;
       case Z_BUF_ERROR:
         // No progress although both input and output space were offered: the input ended early.
-        fail("{}: truncated gzip stream (ended after {} compressed bytes, {} decompressed)", source,
-             consumed, produced);
+        fail("{}: truncated gzip stream (ended after {} compressed bytes, {} decompressed)", source, consumed,
+             produced);
       case Z_NEED_DICT:
         fail("{}: corrupt gzip stream (asks for a preset dictionary)", source);
       case Z_MEM_ERROR:
@@ -115,8 +115,7 @@ std::string gunzip(std::string_view compressed, const std::string& source, std::
              stream.msg != nullptr ? stream.msg : "unknown zlib error", consumed);
     }
     if (!member_done && rc == Z_OK && consumed == compressed.size() && stream.avail_out != 0) {
-      fail("{}: truncated gzip stream (ended after {} compressed bytes, {} decompressed)", source, consumed,
-           produced);
+      fail("{}: truncated gzip stream (ended after {} compressed bytes, {} decompressed)", source, consumed, produced);
     }
   }
   if (produced > max_bytes) {

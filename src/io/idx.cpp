@@ -87,22 +87,23 @@ at::Tensor parse_idx(std::string_view bytes, const std::string& source) {
   }
   const auto* magic = reinterpret_cast<const unsigned char*>(bytes.data());
   if (magic[0] != 0 || magic[1] != 0) {
-    fail("{}: bad IDX magic {:02x} {:02x} {:02x} {:02x} (the first two bytes must be 0)", source, magic[0],
-         magic[1], magic[2], magic[3]);
+    fail("{}: bad IDX magic {:02x} {:02x} {:02x} {:02x} (the first two bytes must be 0)", source, magic[0], magic[1],
+         magic[2], magic[3]);
   }
   std::optional<IdxType> type = type_from_code(magic[2]);
   if (!type) {
-    fail("{}: unknown IDX type code 0x{:02x} (known: 08 uint8, 09 int8, 0b int16, 0c int32, 0d float32, "
-         "0e float64)",
-         source, magic[2]);
+    fail(
+        "{}: unknown IDX type code 0x{:02x} (known: 08 uint8, 09 int8, 0b int16, 0c int32, 0d float32, "
+        "0e float64)",
+        source, magic[2]);
   }
   std::size_t rank = magic[3];
   if (rank < 1 || rank > kMaxRank) fail("{}: IDX rank {} is outside 1..{}", source, rank, kMaxRank);
 
   std::size_t header_bytes = kMagicBytes + 4 * rank;
   if (bytes.size() < header_bytes) {
-    fail("{}: truncated: expected at least {} bytes for the header of a rank-{} IDX file, got {}", source,
-         header_bytes, rank, bytes.size());
+    fail("{}: truncated: expected at least {} bytes for the header of a rank-{} IDX file, got {}", source, header_bytes,
+         rank, bytes.size());
   }
   std::vector<std::int64_t> dims(rank);
   bool any_zero = false;
@@ -128,8 +129,8 @@ at::Tensor parse_idx(std::string_view bytes, const std::string& source) {
   }
   std::uint64_t expected = header_bytes + numel * type->itemsize;
   if (bytes.size() < expected) {
-    fail("{}: truncated: expected {} bytes, got {} ({} of shape [{}])", source, expected, bytes.size(),
-         type->name, fmt::join(dims, ", "));
+    fail("{}: truncated: expected {} bytes, got {} ({} of shape [{}])", source, expected, bytes.size(), type->name,
+         fmt::join(dims, ", "));
   }
   if (bytes.size() > expected) {
     fail("{}: {} trailing bytes: expected {} bytes, got {} ({} of shape [{}])", source, bytes.size() - expected,

@@ -91,8 +91,8 @@ struct Header {
 // The header length N from the first 8 bytes, checked against the limit and the file size.
 std::uint64_t read_header_length(const char* first_bytes, std::uint64_t file_size, const std::string& source) {
   if (file_size < kLengthBytes) {
-    fail("{}: too small for a safetensors file: {} bytes, need at least {} for the header length", source,
-         file_size, kLengthBytes);
+    fail("{}: too small for a safetensors file: {} bytes, need at least {} for the header length", source, file_size,
+         kLengthBytes);
   }
   std::uint64_t length = 0;
   std::memcpy(&length, first_bytes, kLengthBytes);
@@ -208,8 +208,8 @@ Entry parse_entry(const std::string& name, const Json& json, const std::string& 
   }
   std::uint64_t nbytes = entry.numel * entry.dtype.itemsize;
   if (entry.end - entry.begin != nbytes) {
-    fail("{}: tensor '{}': data_offsets [{}, {}] span {} bytes, but shape {} of {} needs {}", source, name,
-         entry.begin, entry.end, entry.end - entry.begin, shape.dump(), info->name, nbytes);
+    fail("{}: tensor '{}': data_offsets [{}, {}] span {} bytes, but shape {} of {} needs {}", source, name, entry.begin,
+         entry.end, entry.end - entry.begin, shape.dump(), info->name, nbytes);
   }
   return entry;
 }
@@ -227,20 +227,19 @@ Header parse_header(std::string_view text, std::uint64_t data_size, const std::s
   }
   for (const Entry& entry : header.entries) {
     if (entry.end > data_size) {
-      fail("{}: tensor '{}': data_offsets [{}, {}] run past the end of the data section ({} bytes)", source,
-           entry.name, entry.begin, entry.end, data_size);
+      fail("{}: tensor '{}': data_offsets [{}, {}] run past the end of the data section ({} bytes)", source, entry.name,
+           entry.begin, entry.end, data_size);
     }
   }
-  std::stable_sort(header.entries.begin(), header.entries.end(), [](const Entry& a, const Entry& b) {
-    return std::tie(a.begin, a.end) < std::tie(b.begin, b.end);
-  });
+  std::stable_sort(header.entries.begin(), header.entries.end(),
+                   [](const Entry& a, const Entry& b) { return std::tie(a.begin, a.end) < std::tie(b.begin, b.end); });
   // As the reference reader demands: sorted by offset, the tensors tile the data section exactly.
   std::uint64_t covered = 0;
   const Entry* previous = nullptr;
   for (const Entry& entry : header.entries) {
     if (entry.begin < covered) {
-      fail("{}: tensor '{}': data_offsets [{}, {}] overlap tensor '{}' at [{}, {}]", source, entry.name,
-           entry.begin, entry.end, previous->name, previous->begin, previous->end);
+      fail("{}: tensor '{}': data_offsets [{}, {}] overlap tensor '{}' at [{}, {}]", source, entry.name, entry.begin,
+           entry.end, previous->name, previous->begin, previous->end);
     }
     if (entry.begin > covered) {
       fail("{}: tensor '{}': hole of {} unused bytes before its data_offsets [{}, {}]", source, entry.name,
@@ -250,8 +249,8 @@ Header parse_header(std::string_view text, std::uint64_t data_size, const std::s
     previous = &entry;
   }
   if (covered != data_size) {
-    fail("{}: {} unused bytes after the last tensor (the data section has {} bytes, the tensors cover {})",
-         source, data_size - covered, data_size, covered);
+    fail("{}: {} unused bytes after the last tensor (the data section has {} bytes, the tensors cover {})", source,
+         data_size - covered, data_size, covered);
   }
   return header;
 }
@@ -380,7 +379,8 @@ SafetensorsContents load_safetensors(const std::filesystem::path& path) {
     } else {
       // The mapping is private (copy-on-write), so writes through the tensor never reach the file;
       // the deleter's copy of `mapping` keeps it alive as long as the tensor's storage is.
-      tensor = at::from_blob(const_cast<char*>(address), entry.shape, [mapping](void*) {}, options_for(entry));
+      tensor = at::from_blob(
+          const_cast<char*>(address), entry.shape, [mapping](void*) {}, options_for(entry));
     }
     contents.tensors.emplace_back(entry.name, std::move(tensor));
   }

@@ -109,17 +109,23 @@ models::ModelPtr load_run_model(const fs::path& run_dir) {
 }
 
 nlohmann::json to_json(const EpochRecord& r) {
-  return {{"epoch", r.epoch},       {"steps", r.steps},
-          {"train_loss", r.train_loss}, {"first_step_loss", r.first_step_loss},
-          {"learning_rate", r.learning_rate}, {"seconds", r.seconds},
+  return {{"epoch", r.epoch},
+          {"steps", r.steps},
+          {"train_loss", r.train_loss},
+          {"first_step_loss", r.first_step_loss},
+          {"learning_rate", r.learning_rate},
+          {"seconds", r.seconds},
           {"val", r.val.to_json()}};
 }
 
 nlohmann::json to_json(const TrainState& s) {
   nlohmann::json history = nlohmann::json::array();
   for (const auto& r : s.history) history.push_back(to_json(r));
-  return {{"epochs_done", s.epochs_done}, {"global_step", s.global_step}, {"best_epoch", s.best_epoch},
-          {"best_score", s.best_score},   {"history", history}};
+  return {{"epochs_done", s.epochs_done},
+          {"global_step", s.global_step},
+          {"best_epoch", s.best_epoch},
+          {"best_score", s.best_score},
+          {"history", history}};
 }
 
 namespace {
@@ -185,8 +191,8 @@ void save_checkpoint(const fs::path& run_dir, const torch::nn::Module& model, to
 
 TrainState load_checkpoint(const fs::path& run_dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
   const fs::path dir = run_dir / "checkpoint";
-  if (!has_checkpoint(run_dir)) fail("no checkpoint to resume in '{}' ({} is missing)", run_dir.string(),
-                                     (dir / "state.json").string());
+  if (!has_checkpoint(run_dir))
+    fail("no checkpoint to resume in '{}' ({} is missing)", run_dir.string(), (dir / "state.json").string());
   TrainState state;
   try {
     state = state_from_json(nlohmann::json::parse(read_file(dir / "state.json")));

@@ -54,8 +54,8 @@ EvalMetrics evaluate(models::Model& model, const data::DataSplit& split, data::T
 }
 
 nlohmann::json RunEvaluation::to_json() const {
-  return {{"architecture", architecture}, {"dataset", dataset}, {"parameters", parameters},
-          {"metrics", metrics.to_json()}};
+  return {
+      {"architecture", architecture}, {"dataset", dataset}, {"parameters", parameters}, {"metrics", metrics.to_json()}};
 }
 
 RunEvaluation evaluate_run(const std::filesystem::path& run_dir, const std::string& device_name,

@@ -39,7 +39,8 @@ namespace {
 void validate(const TrainOptions& o) {
   if (o.epochs < 1) fail_usage("--epochs must be >= 1, got {}", o.epochs);
   if (o.batch_size < 1) fail_usage("--batch-size must be >= 1, got {}", o.batch_size);
-  if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate)) fail_usage("--lr must be > 0, got {}", o.learning_rate);
+  if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate))
+    fail_usage("--lr must be > 0, got {}", o.learning_rate);
   if (o.weight_decay < 0) fail_usage("--weight-decay must be >= 0, got {}", o.weight_decay);
   if (o.workers < 0) fail_usage("--workers must be >= 0, got {}", o.workers);
   if (o.out_dir.empty()) fail_usage("an output directory (-o) is required");
@@ -119,8 +120,8 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
       at::Tensor y = batch.target.to(device, /*non_blocking=*/true);
       optimizer.zero_grad();
       at::Tensor out = model->forward(x);
-      at::Tensor loss = classification ? torch::nn::functional::cross_entropy(out, y)
-                                       : torch::nn::functional::mse_loss(out, y);
+      at::Tensor loss =
+          classification ? torch::nn::functional::cross_entropy(out, y) : torch::nn::functional::mse_loss(out, y);
       loss.backward();
       if (options.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), options.grad_clip);
       optimizer.step();

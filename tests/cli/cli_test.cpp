@@ -1,8 +1,8 @@
 // Runs the real `hone` binary and checks exit codes and output: 0 ok, 1 runtime error, 2 bad usage.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/wait.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <fstream>

@@ -58,8 +58,7 @@ TEST(CsvTest, ToleratesCrlfAndAMissingFinalNewline) {
   EXPECT_THAT(crlf.header, ElementsAre("a", "b"));
   EXPECT_EQ(crlf.rows, (Rows{{"1", "x\r\ny"}, {"3", "4"}}));
   EXPECT_THAT(crlf.line_numbers, ElementsAre(2, 4));
-  EXPECT_THAT(error_message([] { parse_csv("a,b\r1,2\n", "cr.csv"); }),
-              HasSubstr("cr.csv:1: stray carriage return"));
+  EXPECT_THAT(error_message([] { parse_csv("a,b\r1,2\n", "cr.csv"); }), HasSubstr("cr.csv:1: stray carriage return"));
 }
 
 TEST(CsvTest, EmptyFieldsAndTrailingDelimiters) {
@@ -77,7 +76,8 @@ TEST(CsvTest, BlankLinesAtTheEndAreIgnoredButNotInside) {
 }
 
 TEST(CsvTest, RejectsRaggedRowsWithTheLine) {
-  EXPECT_THAT(error_message([] { parse_csv("a,b\n1,2\n3\n", "r.csv"); }), HasSubstr("r.csv:3: expected 2 fields, got 1"));
+  EXPECT_THAT(error_message([] { parse_csv("a,b\n1,2\n3\n", "r.csv"); }),
+              HasSubstr("r.csv:3: expected 2 fields, got 1"));
   EXPECT_THAT(error_message([] { parse_csv("a,b\n\"1\n2\",2\n3,4,5\n", "r.csv"); }),
               HasSubstr("r.csv:4: expected 2 fields, got 3"));
   CsvOptions no_header;
@@ -89,7 +89,8 @@ TEST(CsvTest, RejectsRaggedRowsWithTheLine) {
 TEST(CsvTest, RejectsMalformedQuoting) {
   EXPECT_THAT(error_message([] { parse_csv("a,b\n1,\"open\n2,3\n", "u.csv"); }),
               HasSubstr("u.csv:4: unterminated quoted field (opened at line 2)"));
-  EXPECT_THAT(error_message([] { parse_csv("a,b\n1,x\"y\n", "i.csv"); }), HasSubstr("i.csv:2: quote inside an unquoted field"));
+  EXPECT_THAT(error_message([] { parse_csv("a,b\n1,x\"y\n", "i.csv"); }),
+              HasSubstr("i.csv:2: quote inside an unquoted field"));
   EXPECT_THAT(error_message([] { parse_csv("a,b\n\"ab\"c,d\n", "j.csv"); }),
               HasSubstr("j.csv:2: unexpected character 'c' after the closing quote"));
 }
@@ -117,7 +118,10 @@ TEST(CsvTest, EmptyInputAndBom) {
   no_header.header = false;
   CsvTable nothing = parse_csv("", "empty.csv", no_header);
   EXPECT_TRUE(nothing.rows.empty());
-  CsvTable bom = parse_csv("\xEF\xBB\xBF" "a,b\n1,2\n", "bom.csv");
+  CsvTable bom = parse_csv(
+      "\xEF\xBB\xBF"
+      "a,b\n1,2\n",
+      "bom.csv");
   EXPECT_THAT(bom.header, ElementsAre("a", "b"));
 }
 
@@ -176,8 +180,10 @@ TEST(CsvTest, ParseNumberAcceptsWholeNumbersWithSurroundingBlanks) {
 }
 
 TEST(CsvTest, ParseNumberRejectsPartialEmptyAndOddInput) {
-  for (const char* text : {"", " ", "\t ", "12abc", "abc", "1 2", "0x10", "--1", "+-1", "++1", "+", "-", "1e", "e5",
-                           "1,5", "1e999", "\xC2\xA0" "1"}) {
+  for (const char* text :
+       {"", " ", "\t ", "12abc", "abc", "1 2", "0x10", "--1", "+-1", "++1", "+", "-", "1e", "e5", "1,5", "1e999",
+        "\xC2\xA0"
+        "1"}) {
     double value = 42.0;
     EXPECT_FALSE(parse_number(text, value)) << "'" << text << "'";
     EXPECT_EQ(value, 42.0) << "a failed parse must leave the value alone";

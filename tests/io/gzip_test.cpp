@@ -70,8 +70,7 @@ TEST(GzipTest, IsGzipChecksTheMagic) {
 }
 
 TEST(GzipTest, RejectsInputWithoutMagic) {
-  EXPECT_THAT(error_message([] { gunzip("plain text", "notes.txt"); }),
-              HasSubstr("notes.txt: not a gzip stream"));
+  EXPECT_THAT(error_message([] { gunzip("plain text", "notes.txt"); }), HasSubstr("notes.txt: not a gzip stream"));
   EXPECT_THAT(error_message([] { gunzip("", "empty.gz"); }), HasSubstr("empty.gz: not a gzip stream"));
 }
 

@@ -122,7 +122,7 @@ TEST(IdxTest, RejectsTruncatedAndOversizedFiles) {
   std::string short_file = header_only + std::string(1000 - header_only.size(), '\x07');
   std::uint64_t expected = 16 + 10000ULL * 28 * 28;
   EXPECT_THAT(error_message([&] { parse_idx(short_file, "images.idx"); }),
-              HasSubstr("images.idx: truncated: expected " + std::to_string(expected) + " bytes, got 1000"));
+              HasSubstr(fmt::format("images.idx: truncated: expected {} bytes, got 1000", expected)));
   std::string long_file = idx_bytes(0x0C, {2}, std::string(9, '\x01'));
   EXPECT_THAT(error_message([&] { parse_idx(long_file, "long.idx"); }),
               HasSubstr("long.idx: 1 trailing bytes: expected 16 bytes, got 17"));
@@ -140,7 +140,9 @@ TEST(IdxTest, RejectsBadMagicTypeAndRank) {
               HasSubstr("t.idx: unknown IDX type code 0x0a"));
   EXPECT_THAT(error_message([] { parse_idx(idx_bytes(0x08, {}, ""), "r.idx"); }),
               HasSubstr("r.idx: IDX rank 0 is outside 1..8"));
-  EXPECT_THAT(error_message([] { parse_idx(idx_bytes(0x08, {1, 1, 1, 1, 1, 1, 1, 1, 1}, "a"), "r.idx"); }),
+  EXPECT_THAT(error_message([] {
+                parse_idx(idx_bytes(0x08, {1, 1, 1, 1, 1, 1, 1, 1, 1}, "a"), "r.idx");
+              }),
               HasSubstr("IDX rank 9 is outside 1..8"));
 }
 

@@ -31,7 +31,7 @@ std::string error_message(Body&& body) {
 }
 
 const std::vector<at::ScalarType> kAllDtypes{
-    at::kDouble, at::kFloat, at::kHalf,   at::kBFloat16, at::kLong,          at::kInt,          at::kShort, at::kChar,
+    at::kDouble, at::kFloat, at::kHalf,   at::kBFloat16, at::kLong,   at::kInt,           at::kShort,      at::kChar,
     at::kByte,   at::kBool,  at::kUInt64, at::kUInt32,   at::kUInt16, at::kFloat8_e4m3fn, at::kFloat8_e5m2};
 
 // Random values; the unsigned and fp8 types are made by conversion, which LibTorch supports for them.
@@ -206,28 +206,26 @@ TEST(SafetensorsTest, MatchesTheReferenceImplementationByteForByte) {
   std::vector<float> values{0, 1, 2, 3, 4, 5};
   at::Tensor attn = at::tensor(values);
   // tensor.rs test_serialization_forced_alignement: "attn0", F32 [1,1,2,3], header padded to 72.
-  std::string forced = bytes_of(
-      {72,  0,   0,   0,   0,   0,   0,   0,   123, 34,  97,  116, 116, 110, 48,  34,  58,  123, 34,  100, 116,
-       121, 112, 101, 34,  58,  34,  70,  51,  50,  34,  44,  34,  115, 104, 97,  112, 101, 34,  58,  91,  49,
-       44,  49,  44,  50,  44,  51,  93,  44,  34,  100, 97,  116, 97,  95,  111, 102, 102, 115, 101, 116, 115,
-       34,  58,  91,  48,  44,  50,  52,  93,  125, 125, 32,  32,  32,  32,  32,  32,  32,  0,   0,   0,   0,
-       0,   0,   128, 63,  0,   0,   0,   64,  0,   0,   64,  64,  0,   0,   128, 64,  0,   0,   160, 64});
+  std::string forced =
+      bytes_of({72,  0,   0,   0,  0,  0,  0,  0,  123, 34,  97, 116, 116, 110, 48,  34,  58,  123, 34,  100, 116,
+                121, 112, 101, 34, 58, 34, 70, 51, 50,  34,  44, 34,  115, 104, 97,  112, 101, 34,  58,  91,  49,
+                44,  49,  44,  50, 44, 51, 93, 44, 34,  100, 97, 116, 97,  95,  111, 102, 102, 115, 101, 116, 115,
+                34,  58,  91,  48, 44, 50, 52, 93, 125, 125, 32, 32,  32,  32,  32,  32,  32,  0,   0,   0,   0,
+                0,   0,   128, 63, 0,  0,  0,  64, 0,   0,   64, 64,  0,   0,   128, 64,  0,   0,   160, 64});
   EXPECT_EQ(encode_safetensors({{"attn0", attn.view({1, 1, 2, 3})}}), forced);
   expect_same_tensor(decode_safetensors(forced, "forced").at("attn0"), attn.view({1, 1, 2, 3}), "attn0");
   // tensor.rs test_serialization: "attn.0", F32 [1,2,3]; its header needs no padding.
   std::string unpadded = bytes_of(
-      {64,  0,   0,   0,   0,   0,   0,   0,   123, 34,  97,  116, 116, 110, 46,  48,  34,  58,  123, 34,  100,
-       116, 121, 112, 101, 34,  58,  34,  70,  51,  50,  34,  44,  34,  115, 104, 97,  112, 101, 34,  58,  91,
-       49,  44,  50,  44,  51,  93,  44,  34,  100, 97,  116, 97,  95,  111, 102, 102, 115, 101, 116, 115, 34,
-       58,  91,  48,  44,  50,  52,  93,  125, 125, 0,   0,   0,   0,   0,   0,   128, 63,  0,   0,   0,   64,
-       0,   0,   64,  64,  0,   0,   128, 64,  0,   0,   160, 64});
+      {64,  0,  0,   0,  0,   0,  0,   0,   123, 34,  97,  116, 116, 110, 46,  48, 34, 58, 123, 34, 100, 116, 121, 112,
+       101, 34, 58,  34, 70,  51, 50,  34,  44,  34,  115, 104, 97,  112, 101, 34, 58, 91, 49,  44, 50,  44,  51,  93,
+       44,  34, 100, 97, 116, 97, 95,  111, 102, 102, 115, 101, 116, 115, 34,  58, 91, 48, 44,  50, 52,  93,  125, 125,
+       0,   0,  0,   0,  0,   0,  128, 63,  0,   0,   0,   64,  0,   0,   64,  64, 0,  0,  128, 64, 0,   0,   160, 64});
   EXPECT_EQ(encode_safetensors({{"attn.0", attn.view({1, 2, 3})}}), unpadded);
   // tensor.rs test_empty: no tensors, without and with metadata.
   EXPECT_EQ(encode_safetensors({}), bytes_of({8, 0, 0, 0, 0, 0, 0, 0, 123, 125, 32, 32, 32, 32, 32, 32}));
   std::string empty_with_metadata = bytes_of(
-      {40,  0,   0,   0,   0,   0,   0,   0,   123, 34,  95,  95,  109, 101, 116, 97,  100, 97,  116, 97,  95, 95,
-       34,  58,  123, 34,  102, 114, 97,  109, 101, 119, 111, 114, 107, 34,  58,  34,  112, 116, 34,  125, 125, 32,
-       32,  32,  32,  32});
+      {40,  0,  0,   0,   0,  0,   0,   0,   123, 34,  95,  95, 109, 101, 116, 97,  100, 97,  116, 97, 95, 95, 34, 58,
+       123, 34, 102, 114, 97, 109, 101, 119, 111, 114, 107, 34, 58,  34,  112, 116, 34,  125, 125, 32, 32, 32, 32, 32});
   EXPECT_EQ(encode_safetensors({}, {{"framework", "pt"}}), empty_with_metadata);
   SafetensorsContents empty = decode_safetensors(empty_with_metadata, "empty");
   EXPECT_TRUE(empty.tensors.empty());
@@ -284,10 +282,12 @@ TEST(SafetensorsTest, RejectsDefectiveHeaders) {
       {R"({"a":[1]})", 0, "bad.st: tensor 'a': entry is not a JSON object"},
       {R"({"a":{"dtype":"I32","data_offsets":[0,16]}})", 16, "bad.st: tensor 'a': missing key 'shape'"},
       {R"({"a":{)" + i32 + R"(,"data_offsets":[0,16],"extra":1}})", 16, "tensor 'a': unexpected key 'extra'"},
-      {R"({"a":{"dtype":"F128","shape":[1],"data_offsets":[0,16]}})", 16, "tensor 'a': unknown or unsupported dtype 'F128'"},
+      {R"({"a":{"dtype":"F128","shape":[1],"data_offsets":[0,16]}})", 16,
+       "tensor 'a': unknown or unsupported dtype 'F128'"},
       {R"({"a":{"dtype":"F8_E8M0","shape":[1],"data_offsets":[0,1]}})", 1, "unknown or unsupported dtype 'F8_E8M0'"},
       {R"({"a":{"dtype":7,"shape":[1],"data_offsets":[0,1]}})", 1, "tensor 'a': dtype is not a string"},
-      {R"({"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}})", 1, "tensor 'a': shape entry -1 is not a non-negative"},
+      {R"({"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}})", 1,
+       "tensor 'a': shape entry -1 is not a non-negative"},
       {R"({"a":{"dtype":"U8","shape":[2.5],"data_offsets":[0,1]}})", 1, "tensor 'a': shape entry 2.5 is not"},
       {R"({"a":{"dtype":"U8","shape":4,"data_offsets":[0,4]}})", 4, "tensor 'a': shape is not an array"},
       {R"({"a":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0,
@@ -338,11 +338,15 @@ TEST(SafetensorsTest, FileLoadersReportTheSameDefectsWithThePath) {
 
 TEST(SafetensorsTest, EncoderRejectsBadNamesAndDtypes) {
   at::Tensor t = at::ones({2});
-  EXPECT_THAT(error_message([&] { encode_safetensors({{"a", t}, {"a", t}}); }),
+  EXPECT_THAT(error_message([&] {
+                encode_safetensors({{"a", t}, {"a", t}});
+              }),
               HasSubstr("the tensor name 'a' appears more than once"));
   EXPECT_THAT(error_message([&] { encode_safetensors({{"", t}}); }), HasSubstr("empty name"));
   EXPECT_THAT(error_message([&] { encode_safetensors({{"__metadata__", t}}); }), HasSubstr("is reserved"));
-  EXPECT_THAT(error_message([&] { encode_safetensors({{"c", at::ones({2}, at::kComplexFloat)}}); }),
+  EXPECT_THAT(error_message([&] {
+                encode_safetensors({{"c", at::ones({2}, at::kComplexFloat)}});
+              }),
               HasSubstr("tensor 'c' has dtype ComplexFloat"));
   EXPECT_THAT(error_message([&] { encode_safetensors({{"u", at::Tensor()}}); }), HasSubstr("tensor 'u' is undefined"));
   // A failed save leaves the previous file in place.

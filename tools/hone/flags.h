@@ -10,7 +10,7 @@ namespace hone::cli {
 struct Flag {
   const char* names;  ///< CLI11 spelling, e.g. "-o,--out"
   const char* help;
-  const char* env;    ///< environment variable that sets it, or nullptr
+  const char* env;  ///< environment variable that sets it, or nullptr
 };
 
 namespace flags {

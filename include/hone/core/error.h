@@ -36,9 +36,9 @@ template <typename... Args>
 }  // namespace hone
 
 /// HONE_CHECK(cond, "format {}", args...): throws hone::Error with the message when cond is false.
-#define HONE_CHECK(cond, ...)   \
-  do {                          \
-    if (!(cond)) {              \
+#define HONE_CHECK(cond, ...)    \
+  do {                           \
+    if (!(cond)) {               \
       ::hone::fail(__VA_ARGS__); \
-    }                           \
+    }                            \
   } while (false)

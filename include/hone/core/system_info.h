@@ -21,14 +21,14 @@ struct SystemInfo {
   std::string torch_version;
   bool built_with_cuda = false;
   bool cuda_available = false;
-  std::string cuda_runtime_version;   ///< empty when not built with CUDA
+  std::string cuda_runtime_version;  ///< empty when not built with CUDA
   std::vector<GpuInfo> gpus;
   std::string cpu_model;
   int logical_cpus = 0;
   int torch_threads = 0;
-  std::vector<std::string> cpu_isa;   ///< e.g. avx2, avx512f, avx512_vnni, amx_tile
+  std::vector<std::string> cpu_isa;  ///< e.g. avx2, avx512f, avx512_vnni, amx_tile
   std::vector<std::string> quantized_engines;
-  std::string quantized_engine;       ///< the one torch picks by default
+  std::string quantized_engine;  ///< the one torch picks by default
 };
 
 SystemInfo collect_system_info();

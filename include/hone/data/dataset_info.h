@@ -9,11 +9,11 @@ namespace hone::data {
 enum class TaskKind { kClassification, kForecasting };
 
 struct DatasetInfo {
-  std::string name;                  ///< "fashion-mnist"
+  std::string name;  ///< "fashion-mnist"
   TaskKind task = TaskKind::kClassification;
   std::vector<std::int64_t> input_shape;  ///< one sample: [C,H,W] images, [F] tables, [T,F] windows
-  std::int64_t num_classes = 0;      ///< classification
-  std::int64_t num_outputs = 0;      ///< forecasting: values predicted per sample
+  std::int64_t num_classes = 0;           ///< classification
+  std::int64_t num_outputs = 0;           ///< forecasting: values predicted per sample
   std::vector<std::string> class_names;
 };
 

@@ -14,8 +14,7 @@ inline constexpr std::size_t kMaxInflatedBytes = std::size_t{4} << 30;
 /// CRC or length, or trailing bytes that are not another gzip member throw hone::Error
 /// "<source>: ..."); output larger than `max_bytes` throws too. Concatenated members (what
 /// `cat a.gz b.gz` makes) are accepted and joined, as RFC 1952 and gzip(1) do.
-std::string gunzip(std::string_view compressed, const std::string& source,
-                   std::size_t max_bytes = kMaxInflatedBytes);
+std::string gunzip(std::string_view compressed, const std::string& source, std::size_t max_bytes = kMaxInflatedBytes);
 
 /// Compresses `bytes` as a gzip stream.
 std::string gzip(std::string_view bytes);

@@ -41,8 +41,7 @@ std::string encode_safetensors(const NamedTensors& tensors, const Metadata& meta
 SafetensorsContents decode_safetensors(std::string_view bytes, const std::string& source);
 
 /// Writes a file atomically (temp + rename).
-void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
-                      const Metadata& metadata = {});
+void save_safetensors(const std::filesystem::path& path, const NamedTensors& tensors, const Metadata& metadata = {});
 
 /// Loads a file through a memory map: the tensors alias the (copy-on-write) mapping, which stays
 /// alive as long as any of them does. Misaligned data is copied.

@@ -51,9 +51,9 @@ std::map<std::string, std::string> load_weights(const std::filesystem::path& pat
 models::ModelPtr load_run_model(const std::filesystem::path& run_dir);
 
 struct EpochRecord {
-  int epoch = 0;             ///< 1-based
+  int epoch = 0;  ///< 1-based
   std::int64_t steps = 0;
-  double train_loss = 0;     ///< mean over the epoch
+  double train_loss = 0;  ///< mean over the epoch
   double first_step_loss = 0;
   double learning_rate = 0;  ///< at the end of the epoch
   double seconds = 0;

@@ -12,10 +12,10 @@
 namespace hone::train {
 
 struct EvalMetrics {
-  std::string split;       ///< "val" or "test"
+  std::string split;  ///< "val" or "test"
   std::int64_t samples = 0;
-  double loss = 0;         ///< mean training loss (cross-entropy, or MSE on normalized targets)
-  std::optional<double> accuracy;                        ///< classification, 0..1
+  double loss = 0;                 ///< mean training loss (cross-entropy, or MSE on normalized targets)
+  std::optional<double> accuracy;  ///< classification, 0..1
   std::optional<double> mae, rmse, naive_mae, naive_rmse;  ///< forecasting, in price units
 
   /// The number model selection maximizes: accuracy, or -RMSE.

@@ -20,17 +20,17 @@ struct TrainOptions {
   data::DataOptions data_options;
   int epochs = 5;
   std::int64_t batch_size = 128;
-  double learning_rate = 2e-3;   ///< AdamW, cosine-decayed per step to 5% of this
+  double learning_rate = 2e-3;  ///< AdamW, cosine-decayed per step to 5% of this
   double weight_decay = 1e-4;
-  double grad_clip = 1.0;        ///< max global gradient norm (0: off)
+  double grad_clip = 1.0;  ///< max global gradient norm (0: off)
   std::uint64_t seed = 0;
   std::string device = "cpu";
-  std::int64_t workers = 2;      ///< torch::data loader threads
+  std::int64_t workers = 2;  ///< torch::data loader threads
   std::filesystem::path out_dir = "run";
-  bool resume = false;           ///< continue from out_dir's checkpoint
+  bool resume = false;  ///< continue from out_dir's checkpoint
   bool progress = true;
   std::int64_t max_steps_per_epoch = 0;  ///< > 0: cut epochs short (smoke tests)
-  int stop_after_epochs = 0;     ///< > 0: stop after this many epochs as if interrupted (tests)
+  int stop_after_epochs = 0;             ///< > 0: stop after this many epochs as if interrupted (tests)
 };
 
 nlohmann::json to_json(const TrainOptions& options);
