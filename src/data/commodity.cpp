@@ -86,6 +86,15 @@ LoadedData make_forecasting_data(const std::string& name, const at::Tensor& pric
   return data;
 }
 
+DatasetInfo goldsilver_info(const DataOptions& options) {
+  DatasetInfo info;
+  info.name = "goldsilver";
+  info.task = TaskKind::kForecasting;
+  info.input_shape = {options.window, 2};
+  info.num_outputs = 1;
+  return info;
+}
+
 LoadedData load_goldsilver(const DataOptions& options) {
   const auto path = require_file(exported_data_dir() / "goldsilver.csv", "GoldSilver price table",
                                  "run `make setup` (it exports GoldSilver from the Debian package r-cran-aer)");

@@ -7,6 +7,16 @@
 
 namespace hone::data {
 
+DatasetInfo digits_info(const DataOptions&) {
+  DatasetInfo info;
+  info.name = "digits";
+  info.task = TaskKind::kClassification;
+  info.input_shape = {1, 8, 8};
+  info.num_classes = 10;
+  for (int c = 0; c < 10; ++c) info.class_names.push_back(std::to_string(c));
+  return info;
+}
+
 LoadedData load_digits(const DataOptions& options) {
   const auto path = require_file(sklearn_data_dir() / "digits.csv.gz", "sklearn digits table",
                                  "install the Debian package python3-sklearn (`make setup` does)");
@@ -35,11 +45,7 @@ LoadedData load_digits(const DataOptions& options) {
   auto cap = [&](std::int64_t k) { return options.limit > 0 ? std::min(k, options.limit) : k; };
 
   LoadedData data;
-  data.info.name = "digits";
-  data.info.task = TaskKind::kClassification;
-  data.info.input_shape = {1, 8, 8};
-  data.info.num_classes = 10;
-  for (int c = 0; c < 10; ++c) data.info.class_names.push_back(std::to_string(c));
+  data.info = digits_info(options);
   data.train.dataset = TensorDataset(x.narrow(0, 0, cap(n_train)), y.narrow(0, 0, cap(n_train)));
   data.val.dataset = TensorDataset(x.narrow(0, n_train, cap(n_val)), y.narrow(0, n_train, cap(n_val)));
   data.test.dataset =

@@ -28,6 +28,17 @@ std::int64_t capped(std::int64_t n, std::int64_t limit) { return limit > 0 ? std
 
 }  // namespace
 
+DatasetInfo fashion_mnist_info(const DataOptions&) {
+  DatasetInfo info;
+  info.name = "fashion-mnist";
+  info.task = TaskKind::kClassification;
+  info.input_shape = {1, 28, 28};
+  info.num_classes = 10;
+  info.class_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  return info;
+}
+
 LoadedData load_fashion_mnist(const DataOptions& options) {
   at::Tensor train_images = read_part("train-images-idx3-ubyte.gz");
   at::Tensor train_labels = read_part("train-labels-idx1-ubyte.gz");
@@ -57,12 +68,7 @@ LoadedData load_fashion_mnist(const DataOptions& options) {
   const std::int64_t k_test = capped(x_test.size(0), options.limit);
 
   LoadedData data;
-  data.info.name = "fashion-mnist";
-  data.info.task = TaskKind::kClassification;
-  data.info.input_shape = {1, 28, 28};
-  data.info.num_classes = 10;
-  data.info.class_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                           "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  data.info = fashion_mnist_info(options);
   data.train.dataset = TensorDataset(x_all.narrow(0, 0, k_train), y_all.narrow(0, 0, k_train));
   data.val.dataset = TensorDataset(x_all.narrow(0, n_train, k_val), y_all.narrow(0, n_train, k_val));
   data.test.dataset = TensorDataset(x_test.narrow(0, 0, k_test), y_test.narrow(0, 0, k_test));

@@ -7,11 +7,11 @@ namespace hone::data {
 const std::vector<DatasetEntry>& dataset_registry() {
   static const std::vector<DatasetEntry> kEntries = {
       {"fashion-mnist", "Fashion-MNIST 28x28 clothing images, 10 classes (Debian dataset-fashion-mnist)",
-       TaskKind::kClassification, load_fashion_mnist},
+       TaskKind::kClassification, load_fashion_mnist, fashion_mnist_info},
       {"digits", "sklearn 8x8 handwritten digits, 10 classes (Debian python3-sklearn)", TaskKind::kClassification,
-       load_digits},
+       load_digits, digits_info},
       {"goldsilver", "daily gold/silver prices 1977-2012, next-day gold forecast (Debian r-cran-aer)",
-       TaskKind::kForecasting, load_goldsilver},
+       TaskKind::kForecasting, load_goldsilver, goldsilver_info},
   };
   return kEntries;
 }
@@ -23,6 +23,11 @@ const DatasetEntry& find_dataset(const std::string& name) {
     names += (names.empty() ? "" : ", ") + entry.name;
   }
   fail_usage("unknown dataset '{}'; valid: {}", name, names);
+}
+
+DatasetInfo describe_dataset(const std::string& name, const DataOptions& options) {
+  HONE_CHECK(options.window > 0, "window must be positive, got {}", options.window);
+  return find_dataset(name).describe(options);
 }
 
 LoadedData load_dataset(const std::string& name, const DataOptions& options) {

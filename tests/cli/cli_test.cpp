@@ -45,7 +45,7 @@ TEST(CliTest, HelpListsCommandsWithExamples) {
   EXPECT_EQ(r.code, 0);
   EXPECT_THAT(r.out, HasSubstr("train"));
   EXPECT_THAT(r.out, HasSubstr("Examples"));
-  for (const char* cmd : {"info", "train", "eval"}) {
+  for (const char* cmd : {"info", "train", "eval", "bench"}) {
     const Result sub = run(std::string(cmd) + " --help");
     EXPECT_EQ(sub.code, 0) << cmd;
     EXPECT_THAT(sub.out, HasSubstr("Example")) << cmd;
@@ -53,8 +53,9 @@ TEST(CliTest, HelpListsCommandsWithExamples) {
 }
 
 TEST(CliTest, BadUsageExitsWithTwoAndAUsageLine) {
-  for (const char* args : {"", "frobnicate", "train --no-such-flag", "train --epochs many",
-                           "train --model no-such-model --epochs 1", "eval"}) {
+  for (const char* args :
+       {"", "frobnicate", "train --no-such-flag", "train --epochs many", "train --model no-such-model --epochs 1",
+        "eval", "bench", "bench mlp --batch 0", "bench no-such-model"}) {
     const Result r = run(args);
     EXPECT_EQ(r.code, 2) << "hone " << args << "\n" << r.err;
     EXPECT_THAT(r.err, HasSubstr("error")) << args;
@@ -98,6 +99,17 @@ TEST(CliTest, TrainThenEvalAgreeThroughJson) {
   const Result again = run("train -m mlp -d digits --epochs 2 -q -o " + run_dir);
   EXPECT_EQ(again.code, 1) << "an existing run is not overwritten";
   EXPECT_THAT(again.err, HasSubstr("--resume"));
+}
+
+TEST(CliTest, BenchJsonFollowsItsSchema) {
+  const Result r = run("bench mlp --batch 1,2 --warmup 1 --iterations 3 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("schema"), "hone-bench/1");
+  ASSERT_EQ(j.at("results").size(), 2u);
+  EXPECT_EQ(j.at("results").at(1).at("batch"), 2);
+  EXPECT_GT(j.at("results").at(0).at("latency_ms").at("p50").get<double>(), 0.0);
+  EXPECT_EQ(j.at("input").at("kind"), "random normal (timing only)");
 }
 
 }  // namespace

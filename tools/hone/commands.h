@@ -8,5 +8,6 @@ namespace hone::cli {
 void register_info(CLI::App& root);
 void register_train(CLI::App& root);
 void register_eval(CLI::App& root);
+void register_bench(CLI::App& root);
 
 }  // namespace hone::cli

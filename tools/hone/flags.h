@@ -35,6 +35,10 @@ inline constexpr Flag kQuiet{"-q,--quiet", "no progress bar", nullptr};
 inline constexpr Flag kRunDir{"run_dir", "a run directory written by `hone train`", nullptr};
 inline constexpr Flag kSplit{"--split", "which split to evaluate: test or val", nullptr};
 inline constexpr Flag kThreads{"--threads", "CPU threads for torch (0: torch's default)", "HONE_THREADS"};
+inline constexpr Flag kBenchTarget{"model", "a zoo model name or a run directory", nullptr};
+inline constexpr Flag kBatchList{"-b,--batch", "batch sizes to time, comma-separated (e.g. 1,8,64,256)", nullptr};
+inline constexpr Flag kWarmup{"--warmup", "untimed iterations before timing each batch size", nullptr};
+inline constexpr Flag kIterations{"--iterations", "timed iterations per batch size", nullptr};
 }  // namespace flags
 
 /// Adds `flag` bound to `value` (its current value is shown as the default).

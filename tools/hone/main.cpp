@@ -17,11 +17,13 @@ int main(int argc, char** argv) {
       "  hone info --json\n"
       "  hone train --model cnn --data fashion-mnist --epochs 4 -o runs/cnn\n"
       "  hone eval runs/cnn\n"
+      "  hone bench cnn --batch 1,64\n"
       "Run `hone <command> --help` for a command's flags.\n");
   // The subcommands, in the order --help lists them.
   hone::cli::register_info(app);
   hone::cli::register_train(app);
   hone::cli::register_eval(app);
+  hone::cli::register_bench(app);
 
   try {
     app.parse(argc, argv);

@@ -14,7 +14,10 @@ template <>
 struct fmt::formatter<c10::ArrayRef<std::int64_t>> : fmt::formatter<std::string> {
   auto format(c10::ArrayRef<std::int64_t> shape, fmt::format_context& ctx) const {
     std::string out = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? "," : "") + std::to_string(shape[i]);
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      if (i > 0) out += ',';
+      out += std::to_string(shape[i]);
+    }
     return fmt::formatter<std::string>::format(out + "]", ctx);
   }
 };

@@ -55,17 +55,23 @@ struct DatasetEntry {
   std::string summary;
   TaskKind task;
   std::function<LoadedData(const DataOptions&)> load;
+  /// The dataset's shapes without reading it (for timing models on inputs of its shape).
+  std::function<DatasetInfo(const DataOptions&)> describe;
 };
 
 const std::vector<DatasetEntry>& dataset_registry();
 /// Throws hone::UsageError listing valid names when `name` is unknown.
 const DatasetEntry& find_dataset(const std::string& name);
 LoadedData load_dataset(const std::string& name, const DataOptions& options = {});
+DatasetInfo describe_dataset(const std::string& name, const DataOptions& options = {});
 
 // The loaders (also reachable through the registry).
 LoadedData load_fashion_mnist(const DataOptions& options);
 LoadedData load_digits(const DataOptions& options);
 LoadedData load_goldsilver(const DataOptions& options);
+DatasetInfo fashion_mnist_info(const DataOptions& options);
+DatasetInfo digits_info(const DataOptions& options);
+DatasetInfo goldsilver_info(const DataOptions& options);
 
 /// Builds forecasting windows from a [days, features] price table (column 0 is the target
 /// series): log-returns, chronological split, normalization from train only. Exposed for tests.
