@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hone/core/error.h"
+#include "support/error_message.h"
 #include "hone/core/fs.h"
 #include "hone/io/gzip.h"
 #include "support/temp_dir.h"
@@ -22,16 +23,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Rows = std::vector<std::vector<std::string>>;
 
-template <typename Body>
-std::string error_message(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a hone::Error";
-  return {};
-}
+using hone::testing::error_message;
 
 TEST(CsvTest, ParsesHeaderAndRows) {
   CsvTable table = parse_csv("a,b,c\n1,2,3\n4,5,6\n", "t.csv");

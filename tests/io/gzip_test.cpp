@@ -9,6 +9,7 @@
 #include <string>
 
 #include "hone/core/error.h"
+#include "support/error_message.h"
 #include "hone/core/fs.h"
 #include "support/temp_dir.h"
 
@@ -25,17 +26,7 @@ std::string random_bytes(std::size_t size, unsigned seed) {
   return bytes;
 }
 
-// Runs `body`, expects a hone::Error, and returns its message.
-template <typename Body>
-std::string error_message(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a hone::Error";
-  return {};
-}
+using hone::testing::error_message;
 
 // The gzip trailer's ISIZE field: the uncompressed size mod 2^32, written by the compressor.
 std::uint32_t trailer_size(const std::string& gz) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "hone/core/error.h"
+#include "support/error_message.h"
 #include "hone/core/fs.h"
 #include "hone/io/gzip.h"
 #include "support/temp_dir.h"
@@ -21,16 +22,7 @@ using ::testing::HasSubstr;
 
 const std::filesystem::path kFashionMnist = "/usr/share/datasets/fashion-mnist";
 
-template <typename Body>
-std::string error_message(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a hone::Error";
-  return {};
-}
+using hone::testing::error_message;
 
 // Random, mostly non-zero values spanning the dtype's range (so byte order matters).
 at::Tensor random_tensor(at::ScalarType dtype, at::IntArrayRef shape) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hone/core/error.h"
+#include "support/error_message.h"
 #include "hone/core/fs.h"
 #include "support/temp_dir.h"
 
@@ -19,16 +20,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-template <typename Body>
-std::string error_message(Body&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a hone::Error";
-  return {};
-}
+using hone::testing::error_message;
 
 const std::vector<at::ScalarType> kAllDtypes{
     at::kDouble, at::kFloat, at::kHalf,   at::kBFloat16, at::kLong,   at::kInt,           at::kShort,      at::kChar,
