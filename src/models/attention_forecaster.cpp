@@ -57,8 +57,7 @@ AttentionForecaster::AttentionForecaster(AttentionForecasterConfig config) : con
 
 torch::Tensor AttentionForecaster::forward(torch::Tensor input) {
   HONE_CHECK(input.dim() == 3 && input.size(1) > 0 && input.size(2) == config_.input_size,
-             "attention: expected windows [B, T, {}], got shape {}", config_.input_size,
-             detail::shape_string(input.sizes()));
+             "attention: expected windows [B, T, {}], got shape {}", config_.input_size, input.sizes());
   const auto batch = input.size(0), steps = input.size(1);
   const auto heads = config_.num_heads, head_dim = config_.hidden_size / config_.num_heads;
   const auto sequence = std::get<0>(lstm_->forward(input));  // [B, T, hidden]

@@ -29,7 +29,4 @@ void check_dropout(const std::string& what, const char* key, double value);
 void check_heads_divide(const std::string& what, const char* heads_key, std::int64_t heads, const char* size_key,
                         std::int64_t size);
 
-/// "[7, 1, 28, 28]" for error messages.
-std::string shape_string(c10::IntArrayRef shape);
-
 }  // namespace hone::models::detail

@@ -52,8 +52,7 @@ LstmForecaster::LstmForecaster(LstmForecasterConfig config) : config_(std::move(
 
 torch::Tensor LstmForecaster::forward(torch::Tensor input) {
   HONE_CHECK(input.dim() == 3 && input.size(1) > 0 && input.size(2) == config_.input_size,
-             "lstm: expected windows [B, T, {}], got shape {}", config_.input_size,
-             detail::shape_string(input.sizes()));
+             "lstm: expected windows [B, T, {}], got shape {}", config_.input_size, input.sizes());
   const auto sequence = std::get<0>(lstm_->forward(input));  // [B, T, hidden]
   return head_->forward(sequence.select(1, -1));
 }

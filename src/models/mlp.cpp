@@ -60,7 +60,7 @@ Mlp::Mlp(MlpConfig config) : config_(std::move(config)) {
 torch::Tensor Mlp::forward(torch::Tensor input) {
   HONE_CHECK(input.dim() >= 1 && input.size(0) > 0 && input.numel() / input.size(0) == config_.in_features,
              "mlp: expected a batch of samples with {} features each, got shape {}", config_.in_features,
-             detail::shape_string(input.sizes()));
+             input.sizes());
   return layers_->forward(input.reshape({input.size(0), config_.in_features}));
 }
 

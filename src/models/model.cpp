@@ -101,7 +101,5 @@ void check_heads_divide(const std::string& what, const char* heads_key, std::int
   HONE_CHECK(size % heads == 0, "{}: '{}' ({}) must divide '{}' ({})", what, heads_key, heads, size_key, size);
 }
 
-std::string shape_string(c10::IntArrayRef shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
-
 }  // namespace detail
 }  // namespace hone::models

@@ -93,8 +93,7 @@ ResNetCnn::ResNetCnn(ResNetCnnConfig config) : config_(std::move(config)) {
 
 torch::Tensor ResNetCnn::forward(torch::Tensor input) {
   HONE_CHECK(input.dim() == 4 && input.size(1) == config_.in_channels,
-             "cnn: expected images [B, {}, H, W], got shape {}", config_.in_channels,
-             detail::shape_string(input.sizes()));
+             "cnn: expected images [B, {}, H, W], got shape {}", config_.in_channels, input.sizes());
   auto x = features_->forward(input).mean({2, 3});
   return classifier_->forward(dropout_->forward(x));
 }

@@ -73,8 +73,7 @@ TransformerClassifier::TransformerClassifier(TransformerClassifierConfig config)
 torch::Tensor TransformerClassifier::forward(torch::Tensor input) {
   HONE_CHECK(input.dim() == static_cast<std::int64_t>(config_.input_shape.size()) + 1 &&
                  input.sizes().slice(1) == c10::IntArrayRef(config_.input_shape),
-             "transformer: expected input [B, {}], got shape {}", fmt::join(config_.input_shape, ", "),
-             detail::shape_string(input.sizes()));
+             "transformer: expected input [B, {}], got shape {}", fmt::join(config_.input_shape, ", "), input.sizes());
   const auto batch = input.size(0);
   // [B, C, H, W] -> [B, H, C, W] -> [B, H, C*W]; [B, T, F] stays.
   auto tokens = input.dim() == 4 ? input.permute({0, 2, 1, 3}).reshape({batch, tokens_, token_features_}) : input;

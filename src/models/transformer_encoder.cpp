@@ -64,15 +64,13 @@ TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(TransformerEncoderLayer
 torch::Tensor TransformerEncoderLayerImpl::forward(const torch::Tensor& x,
                                                    const std::optional<torch::Tensor>& key_padding_mask) {
   HONE_CHECK(x.dim() == 3 && x.size(2) == config_.d_model,
-             "transformer encoder layer: expected input [B, T, {}], got shape {}", config_.d_model,
-             detail::shape_string(x.sizes()));
+             "transformer encoder layer: expected input [B, T, {}], got shape {}", config_.d_model, x.sizes());
   if (key_padding_mask) {
     const auto& mask = *key_padding_mask;
     HONE_CHECK(
         mask.scalar_type() == torch::kBool && mask.dim() == 2 && mask.size(0) == x.size(0) && mask.size(1) == x.size(1),
-        "transformer encoder layer: key_padding_mask must be bool [B, T] = {}, got {} {}",
-        detail::shape_string(x.sizes().slice(0, 2)), c10::toString(mask.scalar_type()),
-        detail::shape_string(mask.sizes()));
+        "transformer encoder layer: key_padding_mask must be bool [B, T] = {}, got {} {}", x.sizes().slice(0, 2),
+        mask.scalar_type(), mask.sizes());
   }
   if (config_.norm_first) {
     auto y = x + dropout_->forward(attention(attention_norm_->forward(x), key_padding_mask));

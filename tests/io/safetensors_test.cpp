@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "hone/core/error.h"
-#include "support/error_message.h"
 #include "hone/core/fs.h"
+#include "support/error_message.h"
 #include "support/temp_dir.h"
 
 namespace hone::io {
