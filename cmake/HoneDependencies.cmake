@@ -3,6 +3,16 @@ find_package(CLI11 CONFIG REQUIRED)          # libcli11-dev: the command line
 find_package(nlohmann_json 3.10 REQUIRED)    # nlohmann-json3-dev: configs, recipes, --json output
 find_package(ZLIB REQUIRED)                  # zlib1g-dev: gzip'd IDX files
 find_package(Threads REQUIRED)
+# libutf8proc-dev: Unicode data for the WordPiece tokenizer (NFD, case mapping, categories). Found
+# directly: Debian's libutf8proc.pc reports a stale version (2.6.0 for 2.8.0).
+find_path(HONE_UTF8PROC_INCLUDE_DIR utf8proc.h)
+find_library(HONE_UTF8PROC_LIBRARY NAMES utf8proc)
+if(NOT HONE_UTF8PROC_INCLUDE_DIR OR NOT HONE_UTF8PROC_LIBRARY)
+  message(FATAL_ERROR "utf8proc not found: install the Debian package libutf8proc-dev (`make setup` does)")
+endif()
+add_library(hone::utf8proc UNKNOWN IMPORTED)
+set_target_properties(hone::utf8proc PROPERTIES IMPORTED_LOCATION "${HONE_UTF8PROC_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${HONE_UTF8PROC_INCLUDE_DIR}")
 if(HONE_BUILD_TESTS)
   find_package(GTest REQUIRED)               # libgtest-dev
 endif()

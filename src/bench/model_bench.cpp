@@ -1,60 +1,132 @@
 #include "hone/bench/model_bench.h"
 
 #include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
 #include <sys/resource.h>
-#include <torch/cuda.h>
 #include <torch/utils.h>
 
 #include <chrono>
-#include <filesystem>
 #include <sstream>
 
+#include "hone/bench/bench_target.h"
 #include "hone/core/device.h"
 #include "hone/core/error.h"
-#include "hone/data/datasets.h"
 #include "hone/models/registry.h"
 #include "hone/profile/flop_counter.h"
-#include "hone/train/checkpoint.h"
 
 #ifdef HONE_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
 namespace hone::bench {
-namespace fs = std::filesystem;
 namespace {
 
-/// Which dataset's shapes a zoo model is timed on when no run directory gives one.
-std::string default_dataset_for(const std::string& architecture) {
-  return (architecture == "lstm" || architecture == "attention") ? "goldsilver" : "fashion-mnist";
-}
+struct Prepared {
+  BenchTarget target;
+  RunSettings settings;
+};
 
-void synchronize(const c10::Device& device) {
-#ifdef HONE_WITH_CUDA
-  if (device.is_cuda()) torch::cuda::synchronize(device.index());
-#endif
-}
-
-void reset_peak_memory(const c10::Device& device) {
-#ifdef HONE_WITH_CUDA
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
-#endif
-}
-
-std::int64_t peak_memory(const c10::Device& device) {
-#ifdef HONE_WITH_CUDA
-  if (device.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    return stats.allocated_bytes[static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+void check_options(const BenchOptions& options) {
+  if (options.warmup < 0 || options.iterations < 1) {
+    fail_usage("need --warmup >= 0 and --iterations >= 1, got {} and {}", options.warmup, options.iterations);
   }
-#endif
-  return -1;
+  HONE_CHECK(!options.batches.empty(), "no batch sizes to run");
 }
 
-std::string bytes_text(std::int64_t bytes) {
-  if (bytes < 0) return "-";
-  if (bytes < 1024 * 1024) return fmt::format("{:.1f} KiB", static_cast<double>(bytes) / 1024);
-  return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1024.0 * 1024));
+Prepared prepare(const std::string& target, const BenchOptions& options) {
+  Prepared p;
+  p.settings.device = parse_device(options.device);
+  p.settings.dtype = parse_dtype(options.dtype);
+  p.settings.amp = options.amp;
+  p.settings.channels_last = options.channels_last;
+  p.settings.seq_len = options.seq_len;
+  if (options.amp && p.settings.dtype != c10::kFloat) {
+    fail_usage("--amp autocasts fp32 weights to bf16; drop --dtype {} or --amp", options.dtype);
+  }
+  if (options.cuda_graphs && !p.settings.device.is_cuda()) {
+    fail_usage("--cuda-graphs needs --device cuda, got {}", options.device);
+  }
+  p.target = load_bench_target(target, options.seq_len);
+  prepare_model(*p.target.model, p.settings);
+  return p;
+}
+
+/// Everything but the timings: sizes, FLOPs (one eager pass at batch 1).
+BenchReport describe(const Prepared& p, const BenchOptions& options) {
+  BenchReport report;
+  const auto& model = *p.target.model;
+  report.target = p.target.target;
+  report.architecture = model.architecture();
+  report.device = p.settings.device.str();
+  report.dtype = dtype_name(p.settings.dtype);
+  report.amp = options.amp;
+  report.channels_last = options.channels_last;
+  report.cuda_graphs = options.cuda_graphs;
+  report.weights = p.target.weights;
+  report.input_shape = p.target.info.input_shape;
+  report.input_kind = p.target.info.vocab_size > 0 ? "random token ids (timing only)" : "random normal (timing only)";
+  report.threads = at::get_num_threads();
+  report.parameters = models::count_parameters(model);
+  report.buffer_elements = models::count_buffer_elements(model);
+  for (const auto& t : model.parameters())
+    report.memory_bytes += t.numel() * static_cast<std::int64_t>(t.element_size());
+  for (const auto& t : model.buffers()) report.memory_bytes += t.numel() * static_cast<std::int64_t>(t.element_size());
+  report.file_bytes = p.target.file_bytes;
+  torch::NoGradGuard no_grad;
+  const auto x = make_random_input(p.target.info, 1, p.settings);
+  profile::FlopCounter counter;
+  AutocastScope autocast(p.settings);
+  p.target.model->forward(x);
+  report.flops_per_sample = counter.total();
+  return report;
+}
+
+double time_once_ms(ForwardRunner& runner, const c10::Device& device) {
+  const auto start = std::chrono::steady_clock::now();
+  runner.run();
+  synchronize(device);
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+BatchResult finish(std::int64_t batch, const std::vector<double>& times_ms, const c10::Device& device) {
+  BatchResult result;
+  result.batch = batch;
+  result.latency_ms = summarize(times_ms);
+  result.samples_per_second = static_cast<double>(batch) / (result.latency_ms.mean / 1000.0);
+  result.peak_memory_bytes = peak_memory(device);
+  return result;
+}
+
+std::int64_t peak_rss_bytes() {
+  struct rusage usage {};
+  return ::getrusage(RUSAGE_SELF, &usage) == 0 ? static_cast<std::int64_t>(usage.ru_maxrss) * 1024 : 0;
+}
+
+void release_cached_memory(const c10::Device& device) {
+#ifdef HONE_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#else
+  (void)device;
+#endif
+}
+
+std::string settings_text(const BenchReport& r) {
+  std::string text = r.dtype;
+  if (r.amp) text += " +amp(bf16)";
+  if (r.channels_last) text += " channels-last";
+  if (r.cuda_graphs) text += " cuda-graphs";
+  return text;
+}
+
+nlohmann::json results_json(const std::vector<BatchResult>& results) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& r : results) {
+    rows.push_back({{"batch", r.batch},
+                    {"latency_ms", bench::to_json(r.latency_ms)},
+                    {"samples_per_second", r.samples_per_second},
+                    {"peak_memory_bytes", r.peak_memory_bytes}});
+  }
+  return rows;
 }
 
 }  // namespace
@@ -80,108 +152,148 @@ std::vector<std::int64_t> parse_batch_list(const std::string& text) {
 }
 
 BenchReport bench_model(const std::string& target, const BenchOptions& options) {
-  if (options.warmup < 0 || options.iterations < 1) {
-    fail_usage("need --warmup >= 0 and --iterations >= 1, got {} and {}", options.warmup, options.iterations);
-  }
-  HONE_CHECK(!options.batches.empty(), "no batch sizes to run");
-  const c10::Device device = parse_device(options.device);
-  BenchReport report;
-  report.target = target;
-  report.device = device.str();
-  report.threads = at::get_num_threads();
-
-  models::ModelPtr model;
-  data::DatasetInfo info;
-  std::error_code ec;
-  if (fs::is_directory(target, ec)) {
-    const train::RunConfig config = train::load_run_config(target);
-    model = train::load_run_model(target);
-    info = data::describe_dataset(config.dataset, config.data_options);
-    report.file_bytes = static_cast<std::int64_t>(fs::file_size(fs::path(target) / "model.safetensors"));
-  } else {
-    const models::ModelEntry& entry = models::find_model(target);  // UsageError listing names if unknown
-    torch::manual_seed(0);
-    info = data::describe_dataset(default_dataset_for(entry.name));
-    model = models::make_model(entry.name, info);
-  }
-  report.architecture = model->architecture();
-  report.input_shape = info.input_shape;
-  report.parameters = models::count_parameters(*model);
-  report.buffer_elements = models::count_buffer_elements(*model);
-  for (const auto& p : model->parameters())
-    report.memory_bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
-  for (const auto& b : model->buffers()) report.memory_bytes += b.numel() * static_cast<std::int64_t>(b.element_size());
-
-  model->eval();
-  model->to(device);
-  torch::NoGradGuard no_grad;
-  auto input_for = [&](std::int64_t batch) {
-    std::vector<std::int64_t> shape{batch};
-    shape.insert(shape.end(), info.input_shape.begin(), info.input_shape.end());
-    return torch::randn(shape, torch::TensorOptions().device(device));  // random: timing only
-  };
-  {
-    const torch::Tensor x = input_for(1);
-    profile::FlopCounter counter;
-    model->forward(x);
-    report.flops_per_sample = counter.total();
-  }
-
+  check_options(options);
+  Prepared p = prepare(target, options);
+  BenchReport report = describe(p, options);
+  const auto& device = p.settings.device;
   for (const std::int64_t batch : options.batches) {
-    const torch::Tensor x = input_for(batch);
-    for (int i = 0; i < options.warmup; ++i) model->forward(x);
+    ForwardRunner runner(*p.target.model, make_random_input(p.target.info, batch, p.settings), p.settings,
+                         options.cuda_graphs, options.warmup);
     synchronize(device);
     reset_peak_memory(device);
     std::vector<double> times_ms;
     times_ms.reserve(static_cast<std::size_t>(options.iterations));
-    for (int i = 0; i < options.iterations; ++i) {
-      const auto start = std::chrono::steady_clock::now();
-      model->forward(x);
-      synchronize(device);
-      times_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-    }
-    BatchResult result;
-    result.batch = batch;
-    result.latency_ms = summarize(times_ms);
-    result.samples_per_second = static_cast<double>(batch) / (result.latency_ms.mean / 1000.0);
-    result.peak_memory_bytes = peak_memory(device);
-    report.results.push_back(result);
+    for (int i = 0; i < options.iterations; ++i) times_ms.push_back(time_once_ms(runner, device));
+    report.results.push_back(finish(batch, times_ms, device));
   }
-  struct rusage usage {};
-  if (::getrusage(RUSAGE_SELF, &usage) == 0) report.peak_rss_bytes = static_cast<std::int64_t>(usage.ru_maxrss) * 1024;
+  report.peak_rss_bytes = peak_rss_bytes();
+  return report;
+}
+
+CompareReport compare_models(const std::string& target_a, const std::string& target_b, const BenchOptions& options) {
+  check_options(options);
+  Prepared a = prepare(target_a, options);
+  Prepared b = prepare(target_b, options);
+  CompareReport report{describe(a, options), describe(b, options)};
+  const auto& device = a.settings.device;
+  for (const std::int64_t batch : options.batches) {
+    ForwardRunner run_a(*a.target.model, make_random_input(a.target.info, batch, a.settings), a.settings,
+                        options.cuda_graphs, options.warmup);
+    ForwardRunner run_b(*b.target.model, make_random_input(b.target.info, batch, b.settings), b.settings,
+                        options.cuda_graphs, options.warmup);
+    synchronize(device);
+    reset_peak_memory(device);
+    std::vector<double> times_a, times_b;
+    for (int i = 0; i < options.iterations; ++i) {
+      if (i % 2 == 0) {
+        times_a.push_back(time_once_ms(run_a, device));
+        times_b.push_back(time_once_ms(run_b, device));
+      } else {
+        times_b.push_back(time_once_ms(run_b, device));
+        times_a.push_back(time_once_ms(run_a, device));
+      }
+    }
+    report.a.results.push_back(finish(batch, times_a, device));
+    report.b.results.push_back(finish(batch, times_b, device));
+  }
+  report.a.peak_rss_bytes = report.b.peak_rss_bytes = peak_rss_bytes();
+  return report;
+}
+
+FindBatchReport find_max_batch(const std::string& target, const BenchOptions& options, std::int64_t budget_bytes,
+                               std::int64_t max_batch) {
+  check_options(options);
+  HONE_CHECK(budget_bytes > 0, "memory budget must be positive, got {}", budget_bytes);
+  if (!parse_device(options.device).is_cuda()) {
+    fail_usage(
+        "--find-batch needs --device cuda: on the CPU, memory is not tracked per allocation and running out "
+        "of it kills the process instead of raising an error");
+  }
+  Prepared p = prepare(target, options);
+  FindBatchReport report;
+  report.budget_bytes = budget_bytes;
+  const auto& device = p.settings.device;
+  auto trial = [&](std::int64_t batch) {
+    FindBatchReport::Trial t{batch, -1, false};
+    try {
+      synchronize(device);
+      reset_peak_memory(device);
+      {
+        torch::NoGradGuard no_grad;
+        AutocastScope autocast(p.settings);
+        const auto x = make_random_input(p.target.info, batch, p.settings);
+        p.target.model->forward(x);
+        synchronize(device);
+      }
+      t.peak_bytes = peak_memory(device);
+      t.fits = t.peak_bytes <= budget_bytes;
+    } catch (const c10::OutOfMemoryError&) {
+      t.fits = false;  // recovered below: the failed batch's blocks go back to the driver
+    }
+    release_cached_memory(device);
+    report.trials.push_back(t);
+    return t;
+  };
+  std::int64_t good = 0, bad = max_batch + 1;
+  for (std::int64_t batch = 1; batch <= max_batch; batch *= 2) {
+    const auto t = trial(batch);
+    if (!t.fits) {
+      bad = batch;
+      break;
+    }
+    good = batch;
+    report.largest_batch_peak_bytes = t.peak_bytes;
+  }
+  while (good > 0 && bad - good > 1) {
+    const std::int64_t mid = good + (bad - good) / 2;
+    const auto t = trial(mid);
+    if (t.fits) {
+      good = mid;
+      report.largest_batch_peak_bytes = t.peak_bytes;
+    } else {
+      bad = mid;
+    }
+  }
+  report.largest_batch = good;
+  if (good > 0) {
+    BenchOptions at_best = options;
+    at_best.batches = {good};
+    report.bench = bench_model(target, at_best);
+  } else {
+    report.bench = describe(p, options);
+  }
   return report;
 }
 
 nlohmann::json BenchReport::to_json() const {
-  nlohmann::json rows = nlohmann::json::array();
-  for (const auto& r : results) {
-    rows.push_back({{"batch", r.batch},
-                    {"latency_ms", bench::to_json(r.latency_ms)},
-                    {"samples_per_second", r.samples_per_second},
-                    {"peak_memory_bytes", r.peak_memory_bytes}});
-  }
   return {{"schema", "hone-bench/1"},
           {"target", target},
           {"architecture", architecture},
           {"device", device},
+          {"dtype", dtype},
+          {"amp", amp},
+          {"channels_last", channels_last},
+          {"cuda_graphs", cuda_graphs},
+          {"weights", weights},
           {"threads", threads},
-          {"input", {{"shape", input_shape}, {"kind", "random normal (timing only)"}}},
+          {"input", {{"shape", input_shape}, {"kind", input_kind}}},
           {"parameters", parameters},
           {"buffer_elements", buffer_elements},
           {"memory_bytes", memory_bytes},
           {"file_bytes", file_bytes},
           {"flops_per_sample", flops_per_sample},
           {"peak_rss_bytes", peak_rss_bytes},
-          {"results", rows}};
+          {"results", results_json(results)}};
 }
 
 std::string BenchReport::to_text() const {
   std::string out = fmt::format(
-      "{} ({}) on {}, {} threads; inputs: random {} (timing only)\n"
+      "{} ({}) on {}, {}, {} threads; weights {}; inputs: {} {}\n"
       "parameters {}  buffers {}  in memory {}  file {}  forward {:.2f} MFLOP/sample  peak RSS {}\n",
-      target, architecture, device, threads, fmt::format("{}", c10::IntArrayRef(input_shape)), parameters,
-      buffer_elements, bytes_text(memory_bytes), file_bytes > 0 ? bytes_text(file_bytes) : "-",
-      static_cast<double>(flops_per_sample) / 1e6, bytes_text(peak_rss_bytes));
+      target, architecture, device, settings_text(*this), threads, weights, input_kind,
+      fmt::format("{}", c10::IntArrayRef(input_shape)), parameters, buffer_elements, bytes_text(memory_bytes),
+      file_bytes > 0 ? bytes_text(file_bytes) : "-", static_cast<double>(flops_per_sample) / 1e6,
+      bytes_text(peak_rss_bytes));
   out += fmt::format("{:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>12} {:>11}\n", "batch", "p50 ms", "p90 ms", "p99 ms",
                      "mean ms", "std ms", "samples/s", "peak mem");
   for (const auto& r : results) {
@@ -190,6 +302,64 @@ std::string BenchReport::to_text() const {
                        l.p90, l.p99, l.mean, l.stddev, r.samples_per_second, bytes_text(r.peak_memory_bytes));
   }
   return out;
+}
+
+nlohmann::json CompareReport::to_json() const {
+  nlohmann::json ratios = nlohmann::json::array();
+  for (std::size_t i = 0; i < a.results.size() && i < b.results.size(); ++i) {
+    ratios.push_back({{"batch", a.results[i].batch},
+                      {"p50", b.results[i].latency_ms.p50 / a.results[i].latency_ms.p50},
+                      {"mean", b.results[i].latency_ms.mean / a.results[i].latency_ms.mean}});
+  }
+  return {{"schema", "hone-bench-compare/1"},
+          {"a", a.to_json()},
+          {"b", b.to_json()},
+          {"ratio_b_over_a",
+           {{"parameters", static_cast<double>(b.parameters) / static_cast<double>(a.parameters)},
+            {"memory_bytes", static_cast<double>(b.memory_bytes) / static_cast<double>(a.memory_bytes)},
+            {"latency", ratios}}}};
+}
+
+std::string CompareReport::to_text() const {
+  std::string out = fmt::format("A = {} ({}), B = {} ({}); {} on {}, {} threads, timed interleaved\n", a.target,
+                                a.architecture, b.target, b.architecture, settings_text(a), a.device, a.threads);
+  out += fmt::format("parameters A {} B {} (B/A {:.3f}); in memory A {} B {}\n", a.parameters, b.parameters,
+                     static_cast<double>(b.parameters) / static_cast<double>(a.parameters), bytes_text(a.memory_bytes),
+                     bytes_text(b.memory_bytes));
+  out += fmt::format("{:>6} {:>11} {:>11} {:>9} {:>12} {:>12} {:>10}\n", "batch", "A p50 ms", "B p50 ms", "B/A p50",
+                     "A mean ms", "B mean ms", "B/A mean");
+  for (std::size_t i = 0; i < a.results.size() && i < b.results.size(); ++i) {
+    const auto& la = a.results[i].latency_ms;
+    const auto& lb = b.results[i].latency_ms;
+    out += fmt::format("{:>6} {:>11.3f} {:>11.3f} {:>9.3f} {:>12.3f} {:>12.3f} {:>10.3f}\n", a.results[i].batch, la.p50,
+                       lb.p50, lb.p50 / la.p50, la.mean, lb.mean, lb.mean / la.mean);
+  }
+  return out;
+}
+
+nlohmann::json FindBatchReport::to_json() const {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& t : trials) rows.push_back({{"batch", t.batch}, {"peak_bytes", t.peak_bytes}, {"fits", t.fits}});
+  return {{"schema", "hone-bench-find-batch/1"},
+          {"budget_bytes", budget_bytes},
+          {"largest_batch", largest_batch},
+          {"largest_batch_peak_bytes", largest_batch_peak_bytes},
+          {"trials", rows},
+          {"bench", bench.to_json()}};
+}
+
+std::string FindBatchReport::to_text() const {
+  std::string out;
+  for (const auto& t : trials) {
+    out += fmt::format("  batch {:>8}: {}\n", t.batch,
+                       t.peak_bytes < 0
+                           ? std::string("out of memory")
+                           : fmt::format("peak {} {}", bytes_text(t.peak_bytes), t.fits ? "fits" : "over budget"));
+  }
+  if (largest_batch == 0) return out + fmt::format("not even batch 1 fits in {}\n", bytes_text(budget_bytes));
+  out += fmt::format("largest batch within {}: {} (peak {})\n", bytes_text(budget_bytes), largest_batch,
+                     bytes_text(largest_batch_peak_bytes));
+  return out + bench.to_text();
 }
 
 }  // namespace hone::bench

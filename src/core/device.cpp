@@ -15,6 +15,26 @@ bool cuda_available() {
 #endif
 }
 
+c10::ScalarType parse_dtype(const std::string& name) {
+  if (name == "fp32" || name == "float32" || name == "float") return c10::kFloat;
+  if (name == "fp16" || name == "float16" || name == "half") return c10::kHalf;
+  if (name == "bf16" || name == "bfloat16") return c10::kBFloat16;
+  fail_usage("unknown dtype '{}': expected fp32, fp16 or bf16", name);
+}
+
+std::string dtype_name(c10::ScalarType dtype) {
+  switch (dtype) {
+    case c10::kFloat:
+      return "fp32";
+    case c10::kHalf:
+      return "fp16";
+    case c10::kBFloat16:
+      return "bf16";
+    default:
+      return c10::toString(dtype);
+  }
+}
+
 c10::Device parse_device(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
   if (name == "cuda" || name.rfind("cuda:", 0) == 0) {

@@ -29,6 +29,8 @@ fs::path exported_data_dir() {
   return env_or("HONE_DATA_DIR", base / "hone" / "data");
 }
 
+fs::path minilm_dir() { return env_or("HONE_MINILM_DIR", exported_data_dir() / "all-MiniLM-L6-v2"); }
+
 fs::path require_file(const fs::path& path, const char* what, const char* how) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) fail("{} not found at {}: {}", what, path.string(), how);

@@ -12,6 +12,8 @@ const std::vector<DatasetEntry>& dataset_registry() {
        load_digits, digits_info},
       {"goldsilver", "daily gold/silver prices 1977-2012, next-day gold forecast (Debian r-cran-aer)",
        TaskKind::kForecasting, load_goldsilver, goldsilver_info},
+      {"fine-foods", "Amazon fine-food reviews, great/other, as frozen MiniLM embeddings (Debian r-cran-modeldata)",
+       TaskKind::kClassification, load_fine_foods, fine_foods_info},
   };
   return kEntries;
 }

@@ -7,6 +7,7 @@
 
 #include "hone/core/error.h"
 #include "hone/models/attention_forecaster.h"
+#include "hone/models/bert_encoder.h"
 #include "hone/models/lstm_forecaster.h"
 #include "hone/models/mlp.h"
 #include "hone/models/mobilenet_cnn.h"
@@ -24,6 +25,7 @@ std::string describe(const DatasetInfo& data) {
   const auto rank = data.input_shape.size();
   const char* kind = rank == 3 ? "images" : rank == 1 ? "feature vectors" : rank == 2 ? "windows" : "inputs";
   if (rank == 2 && data.task == TaskKind::kClassification) kind = "sequences";
+  if (data.vocab_size > 0) kind = "token ids";
   return fmt::format("{} {} [{}]", data::to_string(data.task), kind, fmt::join(data.input_shape, ","));
 }
 
@@ -103,6 +105,13 @@ nlohmann::json attention_defaults(const DatasetInfo& data) {
   return c;
 }
 
+nlohmann::json minilm_defaults(const DatasetInfo& data) {
+  if (data.vocab_size <= 0 || data.input_shape.size() != 1) fail_dataset("minilm", "token ids [T]", data);
+  BertEncoderConfig c;  // all-MiniLM-L6-v2's sizes
+  c.vocab_size = data.vocab_size;
+  return c;
+}
+
 }  // namespace
 
 const std::vector<ModelEntry>& model_registry() {
@@ -118,6 +127,8 @@ const std::vector<ModelEntry>& model_registry() {
       {"lstm", "LSTM forecaster on windows [T,F]", builder<LstmForecaster, LstmForecasterConfig>(), lstm_defaults},
       {"attention", "LSTM + multi-head attention forecaster on windows [T,F]",
        builder<AttentionForecaster, AttentionForecasterConfig>(), attention_defaults},
+      {"minilm", "BERT sentence encoder, all-MiniLM-L6-v2 shape (token ids [T] -> embedding)",
+       builder<BertEncoder, BertEncoderConfig>(), minilm_defaults},
   };
   return registry;
 }

@@ -13,6 +13,17 @@ namespace {
 
 const std::string kWhat = "transformer encoder layer config";
 
+/// x [..., in] -> [..., out] as one addmm on the flattened rows: a single GEMM with the bias in its
+/// epilogue. (torch::nn::Linear on 3-D inputs was seen to launch a separate bias-add kernel on CUDA.)
+torch::Tensor linear_rows(const torch::nn::Linear& linear, const torch::Tensor& x) {
+  const auto& weight = linear->weight;
+  auto out_shape = x.sizes().vec();
+  out_shape.back() = weight.size(0);
+  const auto rows = x.reshape({-1, x.size(-1)});
+  const auto y = linear->bias.defined() ? at::addmm(linear->bias, rows, weight.t()) : at::mm(rows, weight.t());
+  return y.view(out_shape);
+}
+
 }  // namespace
 
 void to_json(nlohmann::json& j, const TransformerEncoderLayerConfig& c) {
@@ -89,16 +100,16 @@ torch::Tensor TransformerEncoderLayerImpl::attention(const torch::Tensor& x,
   };
   std::optional<torch::Tensor> attend;  // true = may attend; broadcasts to [B, heads, T_query, T_key]
   if (key_padding_mask) attend = key_padding_mask->logical_not().view({batch, 1, 1, tokens});
-  const auto context =
-      at::scaled_dot_product_attention(split_heads(query_->forward(x)), split_heads(key_->forward(x)),
-                                       split_heads(value_->forward(x)), attend, is_training() ? config_.dropout : 0.0);
-  return attention_output_->forward(context.transpose(1, 2).reshape({batch, tokens, config_.d_model}));
+  const auto context = at::scaled_dot_product_attention(
+      split_heads(linear_rows(query_, x)), split_heads(linear_rows(key_, x)), split_heads(linear_rows(value_, x)),
+      attend, is_training() ? config_.dropout : 0.0);
+  return linear_rows(attention_output_, context.transpose(1, 2).reshape({batch, tokens, config_.d_model}));
 }
 
 torch::Tensor TransformerEncoderLayerImpl::feed_forward(const torch::Tensor& x) {
-  auto hidden = intermediate_->forward(x);
+  auto hidden = linear_rows(intermediate_, x);
   hidden = config_.activation == "gelu" ? torch::gelu(hidden) : torch::relu(hidden);
-  return output_->forward(dropout_->forward(hidden));
+  return linear_rows(output_, dropout_->forward(hidden));
 }
 
 }  // namespace hone::models

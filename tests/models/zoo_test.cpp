@@ -29,8 +29,13 @@ std::vector<DatasetInfo> all_datasets() { return {image_dataset(), table_dataset
 /// RegistryHasExpectedModels, so every model gets these tests.
 const std::map<std::string, std::set<std::string>>& compatible_datasets() {
   static const std::map<std::string, std::set<std::string>> table{
-      {"mlp", {"images", "digits-like", "window"}}, {"cnn", {"images"}},  {"mobilenet", {"images"}},
-      {"transformer", {"images", "window"}},        {"lstm", {"window"}}, {"attention", {"window"}},
+      {"mlp", {"images", "digits-like", "window"}},
+      {"cnn", {"images"}},
+      {"mobilenet", {"images"}},
+      {"transformer", {"images", "window"}},
+      {"lstm", {"window"}},
+      {"attention", {"window"}},
+      {"minilm", {}},  // token ids only: tests/models/bert_encoder_test.cpp
   };
   return table;
 }
@@ -90,7 +95,7 @@ TEST(ZooTest, RegistryHasExpectedModels) {
     EXPECT_TRUE(compatible_datasets().count(entry.name)) << entry.name << " has no row in compatible_datasets";
     EXPECT_EQ(&find_model(entry.name), &entry);
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"mlp", "cnn", "mobilenet", "transformer", "lstm", "attention"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"mlp", "cnn", "mobilenet", "transformer", "lstm", "attention", "minilm"}));
 }
 
 TEST(ZooTest, OutputShapesForBatchOneAndOddBatch) {

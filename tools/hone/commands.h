@@ -9,5 +9,7 @@ void register_info(CLI::App& root);
 void register_train(CLI::App& root);
 void register_eval(CLI::App& root);
 void register_bench(CLI::App& root);
+void register_embed(CLI::App& root);
+void register_profile(CLI::App& root);
 
 }  // namespace hone::cli

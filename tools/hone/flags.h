@@ -38,7 +38,18 @@ inline constexpr Flag kThreads{"--threads", "CPU threads for torch (0: torch's d
 inline constexpr Flag kBenchTarget{"model", "a zoo model name or a run directory", nullptr};
 inline constexpr Flag kBatchList{"-b,--batch", "batch sizes to time, comma-separated (e.g. 1,8,64,256)", nullptr};
 inline constexpr Flag kWarmup{"--warmup", "untimed iterations before timing each batch size", nullptr};
+inline constexpr Flag kDtype{"--dtype", "floating dtype of weights and activations: fp32, fp16 or bf16", nullptr};
 inline constexpr Flag kIterations{"--iterations", "timed iterations per batch size", nullptr};
+inline constexpr Flag kBatch{"-b,--batch", "samples per forward pass", nullptr};
+inline constexpr Flag kAmp{"--amp", "keep fp32 weights and autocast matmuls/convolutions to bf16", nullptr};
+inline constexpr Flag kChannelsLast{"--channels-last", "NHWC memory format for 4-D weights and inputs", nullptr};
+inline constexpr Flag kSeqLen{"--seq-len", "tokens per sample for text models (minilm)", nullptr};
+inline constexpr Flag kProfileWarmup{"--warmup", "unprofiled forward passes before profiling", nullptr};
+inline constexpr Flag kSteps{"--steps", "profiled forward passes", nullptr};
+inline constexpr Flag kTrace{"--trace", "write a Chrome trace (chrome://tracing, ui.perfetto.dev) here", nullptr};
+inline constexpr Flag kTop{"--top", "rows of the top-ops table (0: all)", nullptr};
+inline constexpr Flag kCeilings{"--ceilings", "measure (once, then cached) matmul TFLOP/s and memory GB/s", nullptr};
+inline constexpr Flag kRefresh{"--refresh", "with --ceilings: measure again even if cached", nullptr};
 }  // namespace flags
 
 /// Adds `flag` bound to `value` (its current value is shown as the default).

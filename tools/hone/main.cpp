@@ -18,12 +18,16 @@ int main(int argc, char** argv) {
       "  hone train --model cnn --data fashion-mnist --epochs 4 -o runs/cnn\n"
       "  hone eval runs/cnn\n"
       "  hone bench cnn --batch 1,64\n"
+      "  hone profile cnn --batch 64 --trace cnn-trace.json\n"
+      "  hone embed \"A man is eating food.\" \"A man eats pasta.\" --similarity\n"
       "Run `hone <command> --help` for a command's flags.\n");
   // The subcommands, in the order --help lists them.
   hone::cli::register_info(app);
   hone::cli::register_train(app);
   hone::cli::register_eval(app);
   hone::cli::register_bench(app);
+  hone::cli::register_embed(app);
+  hone::cli::register_profile(app);
 
   try {
     app.parse(argc, argv);

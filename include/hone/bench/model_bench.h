@@ -2,7 +2,8 @@
 /// @file Latency and throughput of a model's forward pass (`hone bench`): warm-up, then timed
 /// iterations with device synchronization, summarized as percentiles per batch size, beside the
 /// model's parameters, in-memory size, file size and FLOPs. Inputs are random tensors of the
-/// dataset's shape: these are timings, never accuracy.
+/// dataset's shape: these are timings, never accuracy. Also: two models timed side by side
+/// (interleaved, in one process) and the largest batch that fits a memory budget.
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -16,8 +17,13 @@ namespace hone::bench {
 struct BenchOptions {
   std::string device = "cpu";
   std::vector<std::int64_t> batches{1};
-  int warmup = 10;      ///< untimed iterations per batch size
-  int iterations = 50;  ///< timed iterations per batch size
+  int warmup = 10;             ///< untimed iterations per batch size
+  int iterations = 50;         ///< timed iterations per batch size
+  std::string dtype = "fp32";  ///< fp32 | fp16 | bf16: weights and float inputs
+  bool amp = false;            ///< fp32 weights, autocast to bf16
+  bool channels_last = false;  ///< NHWC weights and inputs (4-D only)
+  bool cuda_graphs = false;    ///< capture the forward once per batch size, time the replays
+  std::int64_t seq_len = 128;  ///< tokens per sample for text models
 };
 
 struct BatchResult {
@@ -31,7 +37,11 @@ struct BenchReport {
   std::string target;  ///< what was asked for: a zoo name or a run directory
   std::string architecture;
   std::string device;
+  std::string dtype = "fp32";
+  bool amp = false, channels_last = false, cuda_graphs = false;
+  std::string weights;                    ///< "random (timing only)" or the weights file
   std::vector<std::int64_t> input_shape;  ///< one sample
+  std::string input_kind;                 ///< "random normal (timing only)" or "random token ids (timing only)"
   std::int64_t parameters = 0;
   std::int64_t buffer_elements = 0;
   std::int64_t memory_bytes = 0;      ///< parameters + buffers, as held in memory
@@ -48,6 +58,34 @@ struct BenchReport {
 /// `target` is a zoo model name (random weights, its default dataset's input shape) or a run
 /// directory written by `hone train` (its weights and dataset shape).
 BenchReport bench_model(const std::string& target, const BenchOptions& options);
+
+/// Two targets under the same options, loaded together and timed interleaved (A, B, B, A, ...
+/// so drift and thermal state hit both alike). Ratios are B / A.
+struct CompareReport {
+  BenchReport a, b;
+  nlohmann::json to_json() const;  ///< schema hone-bench-compare/1
+  std::string to_text() const;
+};
+CompareReport compare_models(const std::string& target_a, const std::string& target_b, const BenchOptions& options);
+
+/// The largest batch whose forward pass fits `budget_bytes` of device memory (CUDA: peak
+/// allocated, with out-of-memory caught and recovered from): doubling, then bisection.
+struct FindBatchReport {
+  std::int64_t budget_bytes = 0;
+  std::int64_t largest_batch = 0;  ///< 0 when not even batch 1 fits
+  std::int64_t largest_batch_peak_bytes = 0;
+  struct Trial {
+    std::int64_t batch;
+    std::int64_t peak_bytes;  ///< -1 when it ran out of memory
+    bool fits;
+  };
+  std::vector<Trial> trials;
+  BenchReport bench;               ///< the largest batch, timed (results empty when nothing fits)
+  nlohmann::json to_json() const;  ///< schema hone-bench-find-batch/1
+  std::string to_text() const;
+};
+FindBatchReport find_max_batch(const std::string& target, const BenchOptions& options, std::int64_t budget_bytes,
+                               std::int64_t max_batch = 1 << 20);
 
 /// Parses "1,8,64" into batch sizes; throws hone::UsageError on anything else.
 std::vector<std::int64_t> parse_batch_list(const std::string& text);

@@ -23,9 +23,27 @@
 /// runs them on the calling thread); ops run on other threads (e.g. CUDA autograd workers) are not.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace hone::profile {
+
+/// One argument of an op call as the formulas above read it.
+struct OpArgument {
+  std::optional<std::vector<std::int64_t>> sizes;  ///< a defined tensor's sizes
+  std::optional<std::vector<std::int64_t>> ints;   ///< an int list (stride, padding, dilation)
+  std::optional<bool> flag;                        ///< a bool (convolution's `transposed`)
+};
+
+/// Whether `name` is one of the counted ops above (ops nested inside one are not counted).
+bool is_counted_op(std::string_view name);
+
+/// The formulas above, for callers that see ops some other way than FlopCounter does (the
+/// profiler's event tree, profile/kineto_trace.h): the FLOPs of one call of `name`, 0 when its
+/// arguments are not of the expected form, nullopt when `name` is not a counted op.
+std::optional<std::int64_t> op_flops(std::string_view name, const std::vector<OpArgument>& args);
 
 namespace detail {
 struct FlopCounterCallbacks;

@@ -1,0 +1,135 @@
+// The downstream text task: Amazon fine-food reviews (r-cran-modeldata's small_fine_foods, exported
+// by the set-up), label "great" or "other", as frozen all-MiniLM-L6-v2 sentence embeddings. The
+// embeddings are computed once per machine (fp32, CPU) and cached beside the exported reviews.
+#include <ATen/ATen.h>
+
+#include <fstream>
+
+#include "hone/core/error.h"
+#include "hone/core/log.h"
+#include "hone/core/progress.h"
+#include "hone/data/datasets.h"
+#include "hone/data/paths.h"
+#include "hone/io/safetensors.h"
+#include "hone/text/sentence_encoder.h"
+
+namespace hone::data {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kHow =
+    "install the Debian package r-cran-modeldata and run `make setup` (it exports the reviews)";
+constexpr std::int64_t kDimension = 384;
+const char* const kClassNames[] = {"great", "other"};
+constexpr const char* kCacheFormat = "2";
+
+struct Reviews {
+  std::vector<std::string> texts;
+  std::vector<std::int64_t> labels;
+};
+
+/// "label<TAB>text" rows under a "label<TAB>text" header; labels great|other.
+Reviews read_reviews(const fs::path& path) {
+  std::ifstream in(require_file(path, "fine-food reviews", kHow));
+  Reviews reviews;
+  std::string line;
+  HONE_CHECK(std::getline(in, line) && line == "label\ttext", "{}:1: expected the header 'label<TAB>text'",
+             path.string());
+  for (std::int64_t number = 2; std::getline(in, line); ++number) {
+    const auto tab = line.find('\t');
+    HONE_CHECK(tab != std::string::npos && line.find('\t', tab + 1) == std::string::npos,
+               "{}:{}: expected 2 tab-separated fields (label, text)", path.string(), number);
+    const std::string label = line.substr(0, tab);
+    HONE_CHECK(label == kClassNames[0] || label == kClassNames[1], "{}:{}: label must be great or other, got '{}'",
+               path.string(), number, label);
+    reviews.labels.push_back(label == kClassNames[0] ? 0 : 1);
+    reviews.texts.push_back(line.substr(tab + 1));
+  }
+  HONE_CHECK(!reviews.texts.empty(), "{}: no reviews", path.string());
+  return reviews;
+}
+
+/// Identifies the encoder that made a cache: its weights file (size and modification time).
+std::string encoder_fingerprint(const fs::path& model_dir) {
+  const fs::path weights = fs::canonical(model_dir / "model.safetensors");
+  const auto time = fs::last_write_time(weights).time_since_epoch().count();
+  return fmt::format("{}:{}:{}", weights.string(), fs::file_size(weights), time);
+}
+
+/// Embeddings [N, 384] of a split, from the cache when it was made from the same reviews and model.
+at::Tensor embed_split(const std::string& split, const Reviews& reviews, const fs::path& dir) {
+  const fs::path cache = dir / fmt::format("minilm-{}.safetensors", split);
+  const fs::path model_dir = minilm_dir();
+  const std::string fingerprint = encoder_fingerprint(model_dir);
+  std::error_code ec;
+  if (fs::is_regular_file(cache, ec)) {
+    try {
+      const auto contents = io::load_safetensors(cache);
+      const auto& meta = contents.metadata;
+      const auto& vectors = contents.at("embeddings");
+      if (meta.count("format") && meta.at("format") == kCacheFormat && meta.count("encoder") &&
+          meta.at("encoder") == fingerprint && vectors.dim() == 2 &&
+          vectors.size(0) == static_cast<std::int64_t>(reviews.texts.size()) && vectors.size(1) == kDimension) {
+        return vectors.clone();
+      }
+      log_info("fine-foods: {} was made from other reviews or another model; recomputing", cache.string());
+    } catch (const Error& e) {
+      log_warn("fine-foods: ignoring unreadable cache {}: {}", cache.string(), e.what());
+    }
+  }
+  text::SentenceEncoderOptions options;  // fp32 on the CPU, the model's 256 tokens: the reference setting
+  const auto encoder = text::SentenceEncoder::load(model_dir, options);
+  ProgressBar bar(static_cast<std::int64_t>(reviews.texts.size()), fmt::format("embed fine-foods {}", split));
+  const auto embeddings =
+      encoder.encode(reviews.texts, [&](std::int64_t done, std::int64_t) { bar.advance(done - bar.done()); });
+  bar.finish();
+  io::save_safetensors(cache, {{"embeddings", embeddings.vectors}},
+                       {{"format", kCacheFormat},
+                        {"encoder", fingerprint},
+                        {"truncated", std::to_string(embeddings.truncated)},
+                        {"max_length", std::to_string(encoder.max_length())}});
+  return embeddings.vectors;
+}
+
+}  // namespace
+
+DatasetInfo fine_foods_info(const DataOptions&) {
+  DatasetInfo info;
+  info.name = "fine-foods";
+  info.task = TaskKind::kClassification;
+  info.input_shape = {kDimension};
+  info.num_classes = 2;
+  info.class_names = {kClassNames[0], kClassNames[1]};
+  return info;
+}
+
+LoadedData load_fine_foods(const DataOptions& options) {
+  const fs::path dir = exported_data_dir() / "fine-foods";
+  const Reviews train = read_reviews(dir / "train.tsv");
+  const Reviews test = read_reviews(dir / "test.tsv");
+  const at::Tensor train_x = embed_split("train", train, dir);
+  const at::Tensor test_x = embed_split("test", test, dir);
+  const auto labels = [](const Reviews& r) { return at::tensor(r.labels, at::TensorOptions().dtype(at::kLong)); };
+  // The official training set, in a fixed shuffle, gives the last tenth to validation.
+  const std::int64_t n = train_x.size(0);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(/*seed=*/20260417);
+  const at::Tensor order = at::randperm(n, generator, at::TensorOptions().dtype(at::kLong));
+  const at::Tensor x = train_x.index_select(0, order);
+  const at::Tensor y = labels(train).index_select(0, order);
+  const std::int64_t n_val = n / 10, n_train = n - n_val, n_test = test_x.size(0);
+  auto cap = [&](std::int64_t k) { return options.limit > 0 ? std::min(k, options.limit) : k; };
+
+  LoadedData data;
+  data.info = fine_foods_info(options);
+  data.train.dataset = TensorDataset(x.narrow(0, 0, cap(n_train)), y.narrow(0, 0, cap(n_train)));
+  data.val.dataset = TensorDataset(x.narrow(0, n_train, cap(n_val)), y.narrow(0, n_train, cap(n_val)));
+  data.test.dataset = TensorDataset(test_x.narrow(0, 0, cap(n_test)), labels(test).narrow(0, 0, cap(n_test)));
+  data.provenance = {{"source", dir.string()},
+                     {"package", "r-cran-modeldata (small_fine_foods)"},
+                     {"features", "all-MiniLM-L6-v2 sentence embeddings (frozen, fp32, 256 tokens)"},
+                     {"encoder", minilm_dir().string()},
+                     {"split", {{"train", cap(n_train)}, {"val", cap(n_val)}, {"test", cap(n_test)}}}};
+  return data;
+}
+
+}  // namespace hone::data
