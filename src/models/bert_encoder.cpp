@@ -109,7 +109,9 @@ torch::Tensor BertEncoder::token_states(const torch::Tensor& ids, const std::opt
   HONE_CHECK(mask.scalar_type() == torch::kBool && mask.sizes() == ids.sizes(),
              "minilm: padding must be bool {} like the ids, got {} {}", ids.sizes(), mask.scalar_type(), mask.sizes());
   auto x = embeddings_->forward(ids);
-  for (const auto& layer : *layers_) x = layer->as<TransformerEncoderLayer>()->forward(x, mask);
+  // One additive bias for all layers (not a bool mask per layer: fewer kernels per forward).
+  const auto bias = TransformerEncoderLayerImpl::attention_bias(mask, x.scalar_type());
+  for (const auto& layer : *layers_) x = layer->as<TransformerEncoderLayer>()->forward_with_bias(x, bias);
   return x;
 }
 

@@ -2,7 +2,11 @@
 
 #include <ATen/ATen.h>
 
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
 #include <cmath>
+#include <limits>
 
 #include "config_fields.h"
 #include "hone/core/error.h"
@@ -22,6 +26,22 @@ torch::Tensor linear_rows(const torch::nn::Linear& linear, const torch::Tensor& 
   const auto rows = x.reshape({-1, x.size(-1)});
   const auto y = linear->bias.defined() ? at::addmm(linear->bias, rows, weight.t()) : at::mm(rows, weight.t());
   return y.view(out_shape);
+}
+
+/// The dtype's most negative finite value: exp() of it is 0, and a row of it is still not NaN.
+double lowest_finite(c10::ScalarType dtype) {
+  switch (dtype) {
+    case c10::kDouble:
+      return std::numeric_limits<double>::lowest();
+    case c10::kFloat:
+      return std::numeric_limits<float>::lowest();
+    case c10::kBFloat16:
+      return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
+    case c10::kHalf:
+      return static_cast<double>(std::numeric_limits<c10::Half>::lowest());
+    default:
+      fail("attention_bias: dtype {} is not a floating type", dtype);
+  }
 }
 
 }  // namespace
@@ -76,30 +96,55 @@ torch::Tensor TransformerEncoderLayerImpl::forward(const torch::Tensor& x,
                                                    const std::optional<torch::Tensor>& key_padding_mask) {
   HONE_CHECK(x.dim() == 3 && x.size(2) == config_.d_model,
              "transformer encoder layer: expected input [B, T, {}], got shape {}", config_.d_model, x.sizes());
+  std::optional<torch::Tensor> attend;  // true = may attend; broadcasts to [B, heads, T_query, T_key]
   if (key_padding_mask) {
     const auto& mask = *key_padding_mask;
     HONE_CHECK(
         mask.scalar_type() == torch::kBool && mask.dim() == 2 && mask.size(0) == x.size(0) && mask.size(1) == x.size(1),
         "transformer encoder layer: key_padding_mask must be bool [B, T] = {}, got {} {}", x.sizes().slice(0, 2),
         mask.scalar_type(), mask.sizes());
+    attend = mask.logical_not().view({x.size(0), 1, 1, x.size(1)});
   }
+  return layer(x, attend);
+}
+
+torch::Tensor TransformerEncoderLayerImpl::forward_with_bias(const torch::Tensor& x,
+                                                             const torch::Tensor& attention_bias) {
+  HONE_CHECK(x.dim() == 3 && x.size(2) == config_.d_model,
+             "transformer encoder layer: expected input [B, T, {}], got shape {}", config_.d_model, x.sizes());
+  HONE_CHECK(attention_bias.dim() == 4 && attention_bias.size(0) == x.size(0) && attention_bias.size(3) == x.size(1) &&
+                 attention_bias.scalar_type() == x.scalar_type(),
+             "transformer encoder layer: attention_bias must be {} [{}, 1, 1, {}], got {} {}", x.scalar_type(),
+             x.size(0), x.size(1), attention_bias.scalar_type(), attention_bias.sizes());
+  return layer(x, attention_bias);
+}
+
+torch::Tensor TransformerEncoderLayerImpl::attention_bias(const torch::Tensor& key_padding_mask,
+                                                          c10::ScalarType dtype) {
+  HONE_CHECK(key_padding_mask.scalar_type() == torch::kBool && key_padding_mask.dim() == 2,
+             "attention_bias: key_padding_mask must be bool [B, T], got {} {}", key_padding_mask.scalar_type(),
+             key_padding_mask.sizes());
+  const auto lowest = c10::Scalar(lowest_finite(dtype));
+  return at::zeros({key_padding_mask.size(0), 1, 1, key_padding_mask.size(1)}, key_padding_mask.options().dtype(dtype))
+      .masked_fill_(key_padding_mask.view({key_padding_mask.size(0), 1, 1, key_padding_mask.size(1)}), lowest);
+}
+
+torch::Tensor TransformerEncoderLayerImpl::layer(const torch::Tensor& x, const std::optional<torch::Tensor>& attend) {
   if (config_.norm_first) {
-    auto y = x + dropout_->forward(attention(attention_norm_->forward(x), key_padding_mask));
+    auto y = x + dropout_->forward(attention(attention_norm_->forward(x), attend));
     return y + dropout_->forward(feed_forward(output_norm_->forward(y)));
   }
-  auto y = attention_norm_->forward(x + dropout_->forward(attention(x, key_padding_mask)));
+  auto y = attention_norm_->forward(x + dropout_->forward(attention(x, attend)));
   return output_norm_->forward(y + dropout_->forward(feed_forward(y)));
 }
 
 torch::Tensor TransformerEncoderLayerImpl::attention(const torch::Tensor& x,
-                                                     const std::optional<torch::Tensor>& key_padding_mask) {
+                                                     const std::optional<torch::Tensor>& attend) {
   const auto batch = x.size(0), tokens = x.size(1);
   const auto heads = config_.num_heads, head_dim = config_.d_model / config_.num_heads;
   const auto split_heads = [&](const torch::Tensor& t) {
     return t.view({batch, tokens, heads, head_dim}).transpose(1, 2);  // [B, heads, T, head_dim]
   };
-  std::optional<torch::Tensor> attend;  // true = may attend; broadcasts to [B, heads, T_query, T_key]
-  if (key_padding_mask) attend = key_padding_mask->logical_not().view({batch, 1, 1, tokens});
   const auto context = at::scaled_dot_product_attention(
       split_heads(linear_rows(query_, x)), split_heads(linear_rows(key_, x)), split_heads(linear_rows(value_, x)),
       attend, is_training() ? config_.dropout : 0.0);

@@ -33,10 +33,17 @@ class TransformerEncoderLayerImpl : public torch::nn::Module {
   /// x: [B, T, d_model]. key_padding_mask: [B, T] bool, true where the token is padding
   /// (those keys get no attention). Returns [B, T, d_model].
   torch::Tensor forward(const torch::Tensor& x, const std::optional<torch::Tensor>& key_padding_mask = std::nullopt);
+  /// The same with the mask already turned into an additive attention bias (attention_bias()):
+  /// a stack of layers computes it once instead of once per layer.
+  torch::Tensor forward_with_bias(const torch::Tensor& x, const torch::Tensor& attention_bias);
+  /// key_padding_mask [B, T] bool (true = padding) -> [B, 1, 1, T] in `dtype`: 0 where a key may be
+  /// attended, the dtype's lowest finite value where not (finite, so no row can become NaN).
+  static torch::Tensor attention_bias(const torch::Tensor& key_padding_mask, c10::ScalarType dtype);
   const TransformerEncoderLayerConfig& config() const { return config_; }
 
  private:
-  torch::Tensor attention(const torch::Tensor& x, const std::optional<torch::Tensor>& key_padding_mask);
+  torch::Tensor attention(const torch::Tensor& x, const std::optional<torch::Tensor>& attend);
+  torch::Tensor layer(const torch::Tensor& x, const std::optional<torch::Tensor>& attend);
   torch::Tensor feed_forward(const torch::Tensor& x);
   TransformerEncoderLayerConfig config_;
   torch::nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, attention_output_{nullptr};

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The GPU numbers of docs/BENCHMARKS.md, in one go, on the lent GPU machine (after `make gpu-test`):
+#   bench/run_gpu_benchmarks.sh OUT_DIR [hone|peers|all]
+# hone: ceilings, hone bench of the zoo (fp32 eager and CUDA graphs), MiniLM in fp32/bf16, eager
+# and CUDA graphs, and hone profile of MiniLM. peers: bench/peers/run_peers.py on MiniLM and the
+# zoo (eager and torch.compile) with hone's numbers beside them. Every result is a JSON file.
+# Inputs and weights are random: timings only.
+set -uo pipefail
+out=${1:?usage: bench/run_gpu_benchmarks.sh OUT_DIR [hone|peers|all]}
+what=${2:-all}
+hone=${HONE:-build-gpu/tools/hone/hone}
+python=${PYTHON:-python3}
+mkdir -p "$out"
+run() {  # run NAME COMMAND...: stdout to OUT/NAME, a line per command on stderr
+  local name=$1
+  shift
+  echo "[gpu-bench] $name: $*" >&2
+  "$@" >"$out/$name" || echo "[gpu-bench] $name failed (exit $?)" >&2
+}
+
+if [[ $what == hone || $what == all ]]; then
+  run info.json "$hone" info --json
+  run ceilings.json "$hone" info --ceilings --device cuda --json
+  for model in mlp cnn mobilenet transformer lstm attention; do
+    run "bench-$model-fp32.json" "$hone" bench "$model" --device cuda --batch 1,64,256 --warmup 20 --iterations 200 --json
+    run "bench-$model-fp32-graphs.json" "$hone" bench "$model" --device cuda --cuda-graphs --batch 1,64,256 \
+      --warmup 20 --iterations 200 --json
+  done
+  for dtype in fp32 bf16; do
+    run "bench-minilm-$dtype.json" "$hone" bench minilm --device cuda --dtype "$dtype" --batch 1,64,256 \
+      --warmup 20 --iterations 200 --json
+    run "bench-minilm-$dtype-graphs.json" "$hone" bench minilm --device cuda --dtype "$dtype" --cuda-graphs \
+      --batch 1,8,64,256 --warmup 20 --iterations 200 --json
+  done
+  run profile-minilm-bf16-b1.json "$hone" profile minilm --device cuda --dtype bf16 --batch 1 --steps 20 \
+    --trace "$out/trace-minilm-bf16-b1.json" --json
+  run profile-minilm-bf16-b256.json "$hone" profile minilm --device cuda --dtype bf16 --batch 256 --steps 10 --json
+  run find-batch-minilm-bf16.json "$hone" bench minilm --device cuda --dtype bf16 --find-batch --memory-budget 8GiB \
+    --iterations 20 --json
+fi
+
+if [[ $what == peers || $what == all ]]; then
+  run peers-minilm-bf16.json "$python" bench/peers/run_peers.py --model minilm --device cuda --dtype bf16 \
+    --batch 1,256 --warmup 20 --iterations 200 --repeats 1 --peers eager,compile --hone "$hone" \
+    --hone-args=--cuda-graphs --json "$out/peers-minilm-bf16-full.json"
+  run peers-zoo-fp32.json "$python" bench/peers/run_peers.py --model mlp,cnn,mobilenet,transformer,lstm,attention \
+    --device cuda --batch 1,64 --warmup 10 --iterations 100 --repeats 1 --peers eager --hone "$hone" \
+    --json "$out/peers-zoo-fp32-full.json"
+fi
