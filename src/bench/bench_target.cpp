@@ -46,6 +46,9 @@ BenchTarget load_bench_target(const std::string& target, std::int64_t seq_len) {
   BenchTarget result;
   result.target = target;
   std::error_code ec;
+  if (target.find('/') != std::string::npos && !fs::is_directory(target, ec)) {
+    fail("no run directory at '{}' (`hone train -o DIR` writes one; zoo model names have no '/')", target);
+  }
   if (fs::is_directory(target, ec)) {
     const train::RunConfig config = train::load_run_config(target);
     result.model = train::load_run_model(target);

@@ -158,6 +158,10 @@ TEST(CliTest, BenchCompareAndTokenModels) {
   const Result c = run("bench --compare mlp mlp --batch 2 --warmup 1 --iterations 5 --json");
   ASSERT_EQ(c.code, 0) << c.err;
   EXPECT_EQ(nlohmann::json::parse(c.out).at("schema"), "hone-bench-compare/1");
+  testing::TempDir dir;
+  const Result missing = run("bench " + (dir / "no-run").string());
+  EXPECT_EQ(missing.code, 1) << "a missing run directory is a runtime error, not an unknown model name";
+  EXPECT_THAT(missing.err, HasSubstr("no run directory"));
   const Result m = run("bench minilm --seq-len 8 --warmup 0 --iterations 1 --json");
   ASSERT_EQ(m.code, 0) << m.err;
   const auto j = nlohmann::json::parse(m.out);
