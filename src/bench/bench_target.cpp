@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
+#include <sys/resource.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "hone/core/device.h"
 #include "hone/core/error.h"
 #include "hone/data/datasets.h"
 #include "hone/models/registry.h"
@@ -41,6 +43,20 @@ data::DatasetInfo default_inputs_for(const std::string& architecture, std::int64
 }
 
 }  // namespace
+
+RunSettings make_run_settings(const std::string& device, const std::string& dtype, bool amp, bool channels_last,
+                              std::int64_t seq_len) {
+  RunSettings settings;
+  settings.device = parse_device(device);
+  settings.dtype = parse_dtype(dtype);
+  settings.amp = amp;
+  settings.channels_last = channels_last;
+  settings.seq_len = seq_len;
+  if (amp && settings.dtype != c10::kFloat) {
+    fail_usage("--amp autocasts fp32 weights to bf16; drop --dtype {} or --amp", dtype);
+  }
+  return settings;
+}
 
 BenchTarget load_bench_target(const std::string& target, std::int64_t seq_len) {
   BenchTarget result;
@@ -194,6 +210,23 @@ std::int64_t peak_memory(const c10::Device& device) {
   (void)device;
 #endif
   return -1;
+}
+
+std::int64_t peak_reserved_memory(const c10::Device& device) {
+#ifdef HONE_WITH_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return stats.reserved_bytes[static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+  }
+#else
+  (void)device;
+#endif
+  return -1;
+}
+
+std::int64_t peak_rss_bytes() {
+  struct rusage usage {};
+  return ::getrusage(RUSAGE_SELF, &usage) == 0 ? static_cast<std::int64_t>(usage.ru_maxrss) * 1024 : 0;
 }
 
 std::int64_t parse_bytes(const std::string& text) {

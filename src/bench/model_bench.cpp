@@ -2,7 +2,6 @@
 
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
-#include <sys/resource.h>
 #include <torch/utils.h>
 
 #include <chrono>
@@ -35,14 +34,7 @@ void check_options(const BenchOptions& options) {
 
 Prepared prepare(const std::string& target, const BenchOptions& options) {
   Prepared p;
-  p.settings.device = parse_device(options.device);
-  p.settings.dtype = parse_dtype(options.dtype);
-  p.settings.amp = options.amp;
-  p.settings.channels_last = options.channels_last;
-  p.settings.seq_len = options.seq_len;
-  if (options.amp && p.settings.dtype != c10::kFloat) {
-    fail_usage("--amp autocasts fp32 weights to bf16; drop --dtype {} or --amp", options.dtype);
-  }
+  p.settings = make_run_settings(options.device, options.dtype, options.amp, options.channels_last, options.seq_len);
   if (options.cuda_graphs && !p.settings.device.is_cuda()) {
     fail_usage("--cuda-graphs needs --device cuda, got {}", options.device);
   }
@@ -95,11 +87,6 @@ BatchResult finish(std::int64_t batch, const std::vector<double>& times_ms, cons
   result.samples_per_second = static_cast<double>(batch) / (result.latency_ms.mean / 1000.0);
   result.peak_memory_bytes = peak_memory(device);
   return result;
-}
-
-std::int64_t peak_rss_bytes() {
-  struct rusage usage {};
-  return ::getrusage(RUSAGE_SELF, &usage) == 0 ? static_cast<std::int64_t>(usage.ru_maxrss) * 1024 : 0;
 }
 
 void release_cached_memory(const c10::Device& device) {

@@ -2,13 +2,11 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
-#include <sys/resource.h>
 #include <torch/nn/modules/container/moduledict.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,10 +19,6 @@
 #include "hone/core/error.h"
 #include "hone/models/model.h"
 #include "hone/profile/kineto_trace.h"
-
-#ifdef HONE_WITH_CUDA
-#include <c10/cuda/CUDACachingAllocator.h>
-#endif
 
 namespace hone::profile {
 namespace {
@@ -219,23 +213,6 @@ std::string peak_dtype_for(const bench::RunSettings& settings) {
   return settings.device.is_cuda() && at::globalContext().allowTF32CuBLAS() ? "tf32" : "fp32";
 }
 
-std::int64_t peak_rss_bytes() {
-  struct rusage usage {};
-  return ::getrusage(RUSAGE_SELF, &usage) == 0 ? static_cast<std::int64_t>(usage.ru_maxrss) * 1024 : 0;
-}
-
-std::int64_t peak_reserved_bytes(const c10::Device& device) {
-#ifdef HONE_WITH_CUDA
-  if (device.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    return stats.reserved_bytes[static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
-  }
-#else
-  (void)device;
-#endif
-  return -1;
-}
-
 void check_options(const ProfileOptions& options) {
   if (options.warmup < 0 || options.steps < 1 || options.batch < 1 || options.top < 0) {
     fail_usage("need --warmup >= 0, --steps >= 1, --batch >= 1 and --top >= 0, got {}, {}, {} and {}", options.warmup,
@@ -248,21 +225,9 @@ void check_options(const ProfileOptions& options) {
 
 ProfileReport profile_model(const std::string& target, const ProfileOptions& options) {
   check_options(options);
-  bench::RunSettings settings;
-  settings.device = parse_device(options.device);
-  settings.dtype = parse_dtype(options.dtype);
-  settings.amp = options.amp;
-  settings.channels_last = options.channels_last;
-  settings.seq_len = options.seq_len;
-  if (options.amp && settings.dtype != c10::kFloat) {
-    fail_usage("--amp autocasts fp32 weights to bf16; drop --dtype {} or --amp", options.dtype);
-  }
+  const bench::RunSettings settings =
+      bench::make_run_settings(options.device, options.dtype, options.amp, options.channels_last, options.seq_len);
   const bool cuda = settings.device.is_cuda();
-  std::error_code ec;
-  if (target.find('/') != std::string::npos && !std::filesystem::is_directory(target, ec)) {
-    fail("no run directory at '{}' (`hone train -o DIR` writes one; zoo model names have no '/')", target);
-  }
-
   bench::BenchTarget loaded = bench::load_bench_target(target, options.seq_len);
   // Measured (when not cached) before the model runs, so that the profile sees a settled machine.
   std::optional<CeilingsLookup> ceilings;
@@ -304,9 +269,9 @@ ProfileReport profile_model(const std::string& target, const ProfileOptions& opt
   report.parameters = models::count_parameters(model);
   report.trace = options.trace;
   report.cuda = cuda;
-  report.peak_rss_bytes = peak_rss_bytes();
+  report.peak_rss_bytes = bench::peak_rss_bytes();
   report.cuda_max_allocated_bytes = bench::peak_memory(settings.device);
-  report.cuda_max_reserved_bytes = peak_reserved_bytes(settings.device);
+  report.cuda_max_reserved_bytes = bench::peak_reserved_memory(settings.device);
 
   const double steps = static_cast<double>(trace.steps.size());
   std::vector<double> step_ms;

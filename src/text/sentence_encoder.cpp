@@ -5,7 +5,6 @@
 #include <torch/utils.h>
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <numeric>
 #include <regex>
@@ -13,6 +12,7 @@
 #include <fmt/ranges.h>
 
 #include "hone/core/error.h"
+#include "hone/core/fs.h"
 #include "hone/io/safetensors.h"
 
 namespace hone::text {
@@ -31,10 +31,9 @@ fs::path require(const fs::path& dir, const char* name) {
 }
 
 nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  HONE_CHECK(in.good(), "cannot read {}", path.string());
+  const std::string text = read_file(path);  // throws naming the file when it cannot be read
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail("{} is not valid JSON: {}", path.string(), e.what());
   }
@@ -51,6 +50,12 @@ T hf_field(const nlohmann::json& j, const char* key, const std::string& source) 
 }
 
 }  // namespace
+
+torch::Tensor cosine_similarities(const torch::Tensor& vectors) {
+  HONE_CHECK(vectors.dim() == 2, "cosine_similarities: expected embeddings [N, D], got {}", vectors.sizes());
+  const auto unit = vectors / vectors.norm(2, 1, true).clamp_min(1e-12);
+  return unit.matmul(unit.t());
+}
 
 models::BertEncoderConfig bert_config_from_hf(const nlohmann::json& hf, const std::string& source) {
   HONE_CHECK(hf.is_object(), "{}: expected a JSON object", source);

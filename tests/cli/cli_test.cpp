@@ -1,13 +1,13 @@
 // Runs the real `hone` binary and checks exit codes and output: 0 ok, 1 runtime error, 2 bad usage.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
+#include "support/run_command.h"
 #include "support/temp_dir.h"
 
 namespace hone {
@@ -15,29 +15,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using Result = testing::CommandResult;
 
 Result run(const std::string& args) {
   static testing::TempDir scratch("hone-cli");
-  const auto err_path = scratch / "stderr.txt";
-  const std::string command = std::string(HONE_EXECUTABLE) + " " + args + " 2>" + err_path.string();
-  Result r;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(err_path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.err = ss.str();
-  return r;
+  return testing::run_command(std::string(HONE_EXECUTABLE) + " " + args, scratch / "stderr.txt");
 }
 
 TEST(CliTest, HelpListsCommandsWithExamples) {

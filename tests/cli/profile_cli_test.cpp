@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 
 #include "hone/core/fs.h"
 #include "hone/profile/ceilings.h"
+#include "support/run_command.h"
 #include "support/temp_dir.h"
 
 namespace hone {
@@ -21,11 +21,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using Result = testing::CommandResult;
 
 class ProfileCliTest : public ::testing::Test {
  protected:
@@ -40,22 +36,8 @@ class ProfileCliTest : public ::testing::Test {
   }
 
   Result run(const std::string& args) {
-    const auto err_path = cache_ / "stderr.txt";
-    const std::string command =
-        fmt::format("XDG_CACHE_HOME={} {} {} 2>{}", cache_.path().string(), HONE_EXECUTABLE, args, err_path.string());
-    Result r;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (pipe == nullptr) return r;
-    char buffer[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.out.append(buffer, n);
-    const int status = ::pclose(pipe);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::ifstream in(err_path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    r.err = ss.str();
-    return r;
+    return testing::run_command(fmt::format("XDG_CACHE_HOME={} {} {}", cache_.path().string(), HONE_EXECUTABLE, args),
+                                cache_ / "stderr.txt");
   }
 
   testing::TempDir cache_{"hone-profile-cli"};

@@ -12,15 +12,13 @@
 #include "hone/data/paths.h"
 #include "hone/io/safetensors.h"
 #include "hone/text/sentence_encoder.h"
+#include "support/relative_error.h"
 #include "support/tolerances.h"
 
 namespace hone::bench {
 namespace {
 
-double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a.to(torch::kDouble) - b.to(torch::kDouble)).norm() / b.to(torch::kDouble).norm().clamp_min(1e-30))
-      .item<double>();
-}
+using testing::relative_error;
 
 class GraphCudaTest : public ::testing::TestWithParam<std::string> {};
 

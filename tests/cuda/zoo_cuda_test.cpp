@@ -4,10 +4,13 @@
 
 #include "hone/core/device.h"
 #include "hone/models/registry.h"
+#include "support/relative_error.h"
 #include "support/tolerances.h"
 
 namespace hone {
 namespace {
+
+using testing::relative_error;
 
 data::DatasetInfo info_for(const std::string& model) {
   data::DatasetInfo info;
@@ -22,11 +25,6 @@ data::DatasetInfo info_for(const std::string& model) {
   }
   info.name = "shape-only";
   return info;
-}
-
-double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a.to(torch::kDouble) - b.to(torch::kDouble)).norm() / b.to(torch::kDouble).norm().clamp_min(1e-30))
-      .item<double>();
 }
 
 class ZooCudaTest : public ::testing::TestWithParam<std::string> {};

@@ -85,12 +85,7 @@ void run_embed(EmbedCommand& cmd) {
              encoder.max_length());
   }
   const at::Tensor& vectors = embeddings.vectors;
-  at::Tensor similarity;
-  if (cmd.similarity) {
-    // Rows are L2-normalized when the model normalizes; cosine either way.
-    const auto unit = vectors / vectors.norm(2, 1, true).clamp_min(1e-12);
-    similarity = unit.matmul(unit.t());
-  }
+  const at::Tensor similarity = cmd.similarity ? text::cosine_similarities(vectors) : at::Tensor();
   const auto n = vectors.size(0), dim = vectors.size(1);
   if (cmd.json) {
     nlohmann::json items = nlohmann::json::array();

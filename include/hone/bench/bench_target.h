@@ -23,6 +23,11 @@ struct RunSettings {
   std::int64_t seq_len = 128;           ///< tokens per sample for text models (zoo targets)
 };
 
+/// Settings from command-line spellings ("cuda", "bf16"...): parse errors and --amp with a low
+/// --dtype are hone::UsageError, shared by `hone bench` and `hone profile`.
+RunSettings make_run_settings(const std::string& device, const std::string& dtype, bool amp, bool channels_last,
+                              std::int64_t seq_len);
+
 struct BenchTarget {
   std::string target;  ///< as given: a zoo name or a run directory
   models::ModelPtr model;
@@ -80,9 +85,12 @@ class ForwardRunner {
 
 /// Waits for the device's queued work (no-op on the CPU).
 void synchronize(const c10::Device& device);
-/// CUDA: resets / reads the caching allocator's peak allocated bytes. CPU: no-op / -1.
+/// CUDA: resets / reads the caching allocator's peak allocated (or reserved) bytes. CPU: no-op / -1.
 void reset_peak_memory(const c10::Device& device);
 std::int64_t peak_memory(const c10::Device& device);
+std::int64_t peak_reserved_memory(const c10::Device& device);
+/// The process's CPU memory high-water mark (getrusage), in bytes.
+std::int64_t peak_rss_bytes();
 
 /// "8GiB", "512MiB", "1.5GB", "1000000" -> bytes. Throws hone::UsageError on anything else.
 std::int64_t parse_bytes(const std::string& text);

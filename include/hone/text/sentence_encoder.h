@@ -60,6 +60,9 @@ class SentenceEncoder {
   std::shared_ptr<const WordPieceTokenizer> tokenizer_;
 };
 
+/// Pairwise cosine similarities [N, N] of embeddings [N, D] (rows need not be normalized).
+torch::Tensor cosine_similarities(const torch::Tensor& vectors);
+
 /// The BERT config that a Hugging Face config.json (model_type bert) describes, with pooling and
 /// normalization from the sentence-transformers files. Throws naming `source` on anything hone's
 /// encoder does not implement (e.g. hidden_act other than gelu, relative positions).
