@@ -87,7 +87,15 @@ void prepare_model(models::Model& model, const RunSettings& settings) {
   HONE_CHECK(!(settings.amp && settings.dtype != c10::kFloat),
              "--amp autocasts fp32 weights; it cannot be combined with --dtype {}", settings.dtype);
   model.eval();
-  model.to(settings.device, settings.dtype);
+  // Module::to(device, dtype) would cast integer buffers too (int8 weights of quantized layers,
+  // batch-norm counters): move everything, then cast only floating tensors.
+  model.to(settings.device);
+  if (settings.dtype != c10::kFloat) {
+    for (auto& p : model.parameters())
+      if (c10::isFloatingType(p.scalar_type())) p.set_data(p.to(settings.dtype));
+    for (auto& b : model.buffers())
+      if (c10::isFloatingType(b.scalar_type())) b.set_data(b.to(settings.dtype));
+  }
   for (auto& p : model.parameters()) p.requires_grad_(false);  // inference: no autograd, no autocast cache
   if (settings.channels_last) {
     for (auto& p : model.parameters())

@@ -40,19 +40,20 @@ AttentionForecaster::AttentionForecaster(AttentionForecasterConfig config) : con
   config_ = nlohmann::json(config_).get<AttentionForecasterConfig>();
   const auto h = config_.hidden_size;
   const double between_layers = config_.num_layers > 1 ? config_.dropout : 0.0;  // torch warns otherwise
-  lstm_ = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(config_.input_size, h)
-                                                      .num_layers(config_.num_layers)
-                                                      .batch_first(true)
-                                                      .dropout(between_layers)));
-  query_ = register_module("query", torch::nn::Linear(h, h));
-  key_ = register_module("key", torch::nn::Linear(h, h));
-  value_ = register_module("value", torch::nn::Linear(h, h));
-  attention_output_ = register_module("attention_output", torch::nn::Linear(h, h));
-  hidden_ = register_module("hidden", torch::nn::Linear(2 * h, h));
-  head_ = register_module("head", torch::nn::Linear(h, config_.output_size));
+  lstm_ = register_layer("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(config_.input_size, h)
+                                                     .num_layers(config_.num_layers)
+                                                     .batch_first(true)
+                                                     .dropout(between_layers)));
+  query_ = register_layer("query", torch::nn::Linear(h, h));
+  key_ = register_layer("key", torch::nn::Linear(h, h));
+  value_ = register_layer("value", torch::nn::Linear(h, h));
+  attention_output_ = register_layer("attention_output", torch::nn::Linear(h, h));
+  hidden_ = register_layer("hidden", torch::nn::Linear(2 * h, h));
+  torch::nn::Linear head(h, config_.output_size);
+  head_ = register_layer("head", head);
   torch::NoGradGuard no_grad;
-  torch::nn::init::zeros_(head_->weight);
-  torch::nn::init::zeros_(head_->bias);
+  torch::nn::init::zeros_(head->weight);
+  torch::nn::init::zeros_(head->bias);
 }
 
 torch::Tensor AttentionForecaster::forward(torch::Tensor input) {
@@ -60,19 +61,19 @@ torch::Tensor AttentionForecaster::forward(torch::Tensor input) {
              "attention: expected windows [B, T, {}], got shape {}", config_.input_size, input.sizes());
   const auto batch = input.size(0), steps = input.size(1);
   const auto heads = config_.num_heads, head_dim = config_.hidden_size / config_.num_heads;
-  const auto sequence = std::get<0>(lstm_->forward(input));  // [B, T, hidden]
-  const auto last = sequence.select(1, -1);                  // [B, hidden]
+  const auto sequence = (*lstm_)(input);     // [B, T, hidden]
+  const auto last = sequence.select(1, -1);  // [B, hidden]
   const auto split_heads = [&](const torch::Tensor& t, std::int64_t length) {
     return t.view({batch, length, heads, head_dim}).transpose(1, 2);  // [B, heads, length, head_dim]
   };
   const auto context = at::scaled_dot_product_attention(
-      split_heads(query_->forward(last.unsqueeze(1)), 1), split_heads(key_->forward(sequence), steps),
-      split_heads(value_->forward(sequence), steps), /*attn_mask=*/std::nullopt,
+      split_heads((*query_)(last.unsqueeze(1)), 1), split_heads((*key_)(sequence), steps),
+      split_heads((*value_)(sequence), steps), /*attn_mask=*/std::nullopt,
       is_training() ? config_.dropout : 0.0);  // [B, heads, 1, head_dim]
-  const auto attended = attention_output_->forward(context.reshape({batch, config_.hidden_size}));
-  auto x = torch::relu(hidden_->forward(torch::cat({attended, last}, 1)));
+  const auto attended = (*attention_output_)(context.reshape({batch, config_.hidden_size}));
+  auto x = torch::relu((*hidden_)(torch::cat({attended, last}, 1)));
   x = torch::dropout(x, config_.dropout, is_training());
-  return head_->forward(x);
+  return (*head_)(x);
 }
 
 }  // namespace hone::models

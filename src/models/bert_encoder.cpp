@@ -115,6 +115,8 @@ torch::Tensor BertEncoder::token_states(const torch::Tensor& ids, const std::opt
   return x;
 }
 
+std::vector<ChannelGroup> BertEncoder::channel_groups() const { return feed_forward_groups(config_.num_layers); }
+
 torch::Tensor BertEncoder::forward(torch::Tensor ids) { return forward(ids, ids.eq(config_.pad_id)); }
 
 torch::Tensor BertEncoder::forward(const torch::Tensor& ids, const torch::Tensor& padding) {

@@ -40,21 +40,23 @@ LstmForecaster::LstmForecaster(LstmForecasterConfig config) : config_(std::move(
   config_ = nlohmann::json(config_).get<LstmForecasterConfig>();
   // torch only applies dropout between layers; with one layer it would warn, so pass 0 there.
   const double between_layers = config_.num_layers > 1 ? config_.dropout : 0.0;
-  lstm_ = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(config_.input_size, config_.hidden_size)
-                                                      .num_layers(config_.num_layers)
-                                                      .batch_first(true)
-                                                      .dropout(between_layers)));
-  head_ = register_module("head", torch::nn::Linear(config_.hidden_size, config_.output_size));
+  torch::nn::LSTM lstm(torch::nn::LSTMOptions(config_.input_size, config_.hidden_size)
+                           .num_layers(config_.num_layers)
+                           .batch_first(true)
+                           .dropout(between_layers));
+  lstm_ = register_layer("lstm", lstm);
+  torch::nn::Linear head(config_.hidden_size, config_.output_size);
+  head_ = register_layer("head", head);
   torch::NoGradGuard no_grad;
-  torch::nn::init::zeros_(head_->weight);
-  torch::nn::init::zeros_(head_->bias);
+  torch::nn::init::zeros_(head->weight);
+  torch::nn::init::zeros_(head->bias);
 }
 
 torch::Tensor LstmForecaster::forward(torch::Tensor input) {
   HONE_CHECK(input.dim() == 3 && input.size(1) > 0 && input.size(2) == config_.input_size,
              "lstm: expected windows [B, T, {}], got shape {}", config_.input_size, input.sizes());
-  const auto sequence = std::get<0>(lstm_->forward(input));  // [B, T, hidden]
-  return head_->forward(sequence.select(1, -1));
+  const auto sequence = (*lstm_)(input);  // [B, T, hidden]
+  return (*head_)(sequence.select(1, -1));
 }
 
 }  // namespace hone::models

@@ -12,10 +12,10 @@ namespace {
 
 const std::string kWhat = "mlp config";
 
-torch::nn::AnyModule make_activation(const std::string& name) {
-  if (name == "relu") return torch::nn::AnyModule(torch::nn::ReLU());
-  if (name == "gelu") return torch::nn::AnyModule(torch::nn::GELU());  // exact (erf)
-  return torch::nn::AnyModule(torch::nn::Tanh());
+nn::Layer make_activation(const std::string& name) {
+  if (name == "relu") return nn::make_layer(torch::nn::ReLU());
+  if (name == "gelu") return nn::make_layer(torch::nn::GELU());  // exact (erf)
+  return nn::make_layer(torch::nn::Tanh());
 }
 
 }  // namespace
@@ -46,7 +46,7 @@ void from_json(const nlohmann::json& j, MlpConfig& c) {
 Mlp::Mlp(MlpConfig config) : config_(std::move(config)) {
   // Validates a config built in code the same way as one read from JSON.
   config_ = nlohmann::json(config_).get<MlpConfig>();
-  layers_ = register_module("layers", torch::nn::Sequential());
+  layers_ = register_module("layers", nn::Chain());
   std::int64_t width = config_.in_features;
   for (const auto hidden : config_.hidden) {
     layers_->push_back(torch::nn::Linear(width, hidden));
@@ -62,6 +62,15 @@ torch::Tensor Mlp::forward(torch::Tensor input) {
              "mlp: expected a batch of samples with {} features each, got shape {}", config_.in_features,
              input.sizes());
   return layers_->forward(input.reshape({input.size(0), config_.in_features}));
+}
+
+std::vector<ChannelGroup> Mlp::channel_groups() const {
+  std::vector<ChannelGroup> groups;
+  for (std::size_t i = 0; i < config_.hidden.size(); ++i) {
+    const auto layer = "layers." + std::to_string(3 * i), next = "layers." + std::to_string(3 * i + 3);
+    groups.push_back({"hidden " + std::to_string(i), {layer}, {}, {next}});
+  }
+  return groups;
 }
 
 }  // namespace hone::models

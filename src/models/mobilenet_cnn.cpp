@@ -23,24 +23,27 @@ torch::nn::Conv2d conv(std::int64_t in, std::int64_t out, std::int64_t kernel, s
 }
 
 /// Depthwise 3x3 conv-BN-ReLU6, then pointwise 1x1 conv-BN-ReLU6.
-class DepthwiseSeparableImpl : public torch::nn::Module {
+class DepthwiseSeparableImpl : public nn::Module {
  public:
   DepthwiseSeparableImpl(std::int64_t in, std::int64_t out, std::int64_t stride)
-      : depthwise_(register_module("depthwise", conv(in, in, 3, stride, /*groups=*/in))),
-        depthwise_norm_(register_module("depthwise_norm", torch::nn::BatchNorm2d(in))),
-        pointwise_(register_module("pointwise", conv(in, out, 1, 1))),
-        pointwise_norm_(register_module("pointwise_norm", torch::nn::BatchNorm2d(out))) {}
+      : depthwise_(register_layer("depthwise", conv(in, in, 3, stride, /*groups=*/in))),
+        depthwise_norm_(register_layer("depthwise_norm", torch::nn::BatchNorm2d(in))),
+        pointwise_(register_layer("pointwise", conv(in, out, 1, 1))),
+        pointwise_norm_(register_layer("pointwise_norm", torch::nn::BatchNorm2d(out))) {
+    declare_flow("depthwise", "depthwise_norm");
+    declare_flow("pointwise", "pointwise_norm");
+  }
 
   torch::Tensor forward(const torch::Tensor& x) {
-    auto y = torch::hardtanh(depthwise_norm_->forward(depthwise_->forward(x)), 0.0, 6.0);
-    return torch::hardtanh(pointwise_norm_->forward(pointwise_->forward(y)), 0.0, 6.0);
+    auto y = torch::hardtanh((*depthwise_norm_)((*depthwise_)(x)), 0.0, 6.0);
+    return torch::hardtanh((*pointwise_norm_)((*pointwise_)(y)), 0.0, 6.0);
   }
 
  private:
-  torch::nn::Conv2d depthwise_;
-  torch::nn::BatchNorm2d depthwise_norm_;
-  torch::nn::Conv2d pointwise_;
-  torch::nn::BatchNorm2d pointwise_norm_;
+  nn::LayerSlot* depthwise_;
+  nn::LayerSlot* depthwise_norm_;
+  nn::LayerSlot* pointwise_;
+  nn::LayerSlot* pointwise_norm_;
 };
 TORCH_MODULE(DepthwiseSeparable);
 
@@ -72,7 +75,7 @@ void from_json(const nlohmann::json& j, MobileNetCnnConfig& c) {
 
 MobileNetCnn::MobileNetCnn(MobileNetCnnConfig config) : config_(std::move(config)) {
   config_ = nlohmann::json(config_).get<MobileNetCnnConfig>();
-  features_ = register_module("features", torch::nn::Sequential());
+  features_ = register_module("features", nn::Chain());
   features_->push_back(conv(config_.in_channels, config_.stem_width, 3, 1));
   features_->push_back(torch::nn::BatchNorm2d(config_.stem_width));
   features_->push_back(torch::nn::ReLU6());
@@ -81,15 +84,15 @@ MobileNetCnn::MobileNetCnn(MobileNetCnnConfig config) : config_(std::move(config
     features_->push_back(DepthwiseSeparable(width, config_.widths[i], config_.strides[i]));
     width = config_.widths[i];
   }
-  dropout_ = register_module("dropout", torch::nn::Dropout(config_.dropout));
-  classifier_ = register_module("classifier", torch::nn::Linear(width, config_.num_classes));
+  dropout_ = register_layer("dropout", torch::nn::Dropout(config_.dropout));
+  classifier_ = register_layer("classifier", torch::nn::Linear(width, config_.num_classes));
 }
 
 torch::Tensor MobileNetCnn::forward(torch::Tensor input) {
   HONE_CHECK(input.dim() == 4 && input.size(1) == config_.in_channels,
              "mobilenet: expected images [B, {}, H, W], got shape {}", config_.in_channels, input.sizes());
   auto x = features_->forward(input).mean({2, 3});
-  return classifier_->forward(dropout_->forward(x));
+  return (*classifier_)((*dropout_)(x));
 }
 
 }  // namespace hone::models

@@ -4,6 +4,8 @@
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
 
 #include "config_fields.h"
 #include "hone/core/error.h"
@@ -20,32 +22,41 @@ torch::nn::Conv2d conv(std::int64_t in, std::int64_t out, std::int64_t kernel, s
   return layer;
 }
 
-/// conv3x3-BN-ReLU-conv3x3-BN plus the shortcut (1x1 conv + BN when the shape changes), then ReLU.
-class BasicBlockImpl : public torch::nn::Module {
+/// conv3x3-BN-ReLU-conv3x3-BN plus the shortcut (1x1 conv + BN when the shape changes), then the
+/// residual add and ReLU. Layers are slots (hone/nn/layer.h) so compression can replace them.
+class BasicBlockImpl : public nn::Module {
  public:
   BasicBlockImpl(std::int64_t in, std::int64_t out, std::int64_t stride)
-      : conv1_(register_module("conv1", conv(in, out, 3, stride))),
-        bn1_(register_module("bn1", torch::nn::BatchNorm2d(out))),
-        conv2_(register_module("conv2", conv(out, out, 3, 1))),
-        bn2_(register_module("bn2", torch::nn::BatchNorm2d(out))) {
+      : conv1_(register_layer("conv1", conv(in, out, 3, stride))),
+        bn1_(register_layer("bn1", torch::nn::BatchNorm2d(out))),
+        relu1_(register_layer("relu1", torch::nn::ReLU())),
+        conv2_(register_layer("conv2", conv(out, out, 3, 1))),
+        bn2_(register_layer("bn2", torch::nn::BatchNorm2d(out))) {
     if (stride != 1 || in != out) {
-      shortcut_ =
-          register_module("shortcut", torch::nn::Sequential(conv(in, out, 1, stride), torch::nn::BatchNorm2d(out)));
+      shortcut_ = register_module("shortcut", nn::Chain());
+      shortcut_->push_back(conv(in, out, 1, stride));
+      shortcut_->push_back(torch::nn::BatchNorm2d(out));
     }
+    add_ = register_layer("add", nn::ResidualAdd(/*relu=*/true));
+    declare_flow("conv1", "bn1");
+    declare_flow("bn1", "relu1");
+    declare_flow("relu1", "conv2");
+    declare_flow("conv2", "bn2");
   }
 
   torch::Tensor forward(const torch::Tensor& x) {
-    auto y = torch::relu(bn1_->forward(conv1_->forward(x)));
-    y = bn2_->forward(conv2_->forward(y));
-    return torch::relu(y + (shortcut_ ? shortcut_->forward(x) : x));
+    const auto y = (*bn2_)((*conv2_)((*relu1_)((*bn1_)((*conv1_)(x)))));
+    return add_->as<nn::ResidualAddImpl>()->forward(y, shortcut_ ? shortcut_->forward(x) : x);
   }
 
  private:
-  torch::nn::Conv2d conv1_;
-  torch::nn::BatchNorm2d bn1_;
-  torch::nn::Conv2d conv2_;
-  torch::nn::BatchNorm2d bn2_;
-  torch::nn::Sequential shortcut_{nullptr};
+  nn::LayerSlot* conv1_;
+  nn::LayerSlot* bn1_;
+  nn::LayerSlot* relu1_;
+  nn::LayerSlot* conv2_;
+  nn::LayerSlot* bn2_;
+  nn::Chain shortcut_{nullptr};
+  nn::LayerSlot* add_ = nullptr;
 };
 TORCH_MODULE(BasicBlock);
 
@@ -75,7 +86,7 @@ void from_json(const nlohmann::json& j, ResNetCnnConfig& c) {
 
 ResNetCnn::ResNetCnn(ResNetCnnConfig config) : config_(std::move(config)) {
   config_ = nlohmann::json(config_).get<ResNetCnnConfig>();
-  features_ = register_module("features", torch::nn::Sequential());
+  features_ = register_module("features", nn::Chain());
   std::int64_t width = config_.widths.front();
   features_->push_back(conv(config_.in_channels, width, 3, 1));
   features_->push_back(torch::nn::BatchNorm2d(width));
@@ -87,15 +98,47 @@ ResNetCnn::ResNetCnn(ResNetCnnConfig config) : config_(std::move(config)) {
       width = config_.widths[stage];
     }
   }
-  dropout_ = register_module("dropout", torch::nn::Dropout(config_.dropout));
-  classifier_ = register_module("classifier", torch::nn::Linear(width, config_.num_classes));
+  dropout_ = register_layer("dropout", torch::nn::Dropout(config_.dropout));
+  classifier_ = register_layer("classifier", torch::nn::Linear(width, config_.num_classes));
 }
 
 torch::Tensor ResNetCnn::forward(torch::Tensor input) {
   HONE_CHECK(input.dim() == 4 && input.size(1) == config_.in_channels,
              "cnn: expected images [B, {}, H, W], got shape {}", config_.in_channels, input.sizes());
-  auto x = features_->forward(input).mean({2, 3});
-  return classifier_->forward(dropout_->forward(x));
+  const auto x = features_->forward(input).mean({2, 3});
+  return (*classifier_)((*dropout_)(x));
+}
+
+std::vector<ChannelGroup> ResNetCnn::channel_groups() const {
+  std::vector<ChannelGroup> groups;
+  // The stem writes the first residual stream; a block with a shortcut conv starts a new one.
+  ChannelGroup stream{"stream 0 (stem)", {"features.0"}, {"features.1"}, {}};
+  std::int64_t in = config_.widths.front();
+  std::size_t index = 3;  // features.0-2 are the stem's conv, BN, ReLU
+  for (std::size_t stage = 0; stage < config_.widths.size(); ++stage) {
+    for (std::int64_t block = 0; block < config_.blocks_per_stage; ++block, ++index) {
+      const auto out = config_.widths[stage];
+      const auto path = "features." + std::to_string(index);
+      const bool has_shortcut = (stage > 0 && block == 0) || in != out;
+      groups.push_back({path + " inner", {path + ".conv1"}, {path + ".bn1"}, {path + ".conv2"}});
+      stream.consumers.push_back(path + ".conv1");
+      if (has_shortcut) {
+        stream.consumers.push_back(path + ".shortcut.0");
+        groups.push_back(std::move(stream));
+        stream = {"stream " + std::to_string(groups.size()) + " (" + path + ")",
+                  {path + ".conv2", path + ".shortcut.0"},
+                  {path + ".bn2", path + ".shortcut.1"},
+                  {}};
+      } else {
+        stream.producers.push_back(path + ".conv2");
+        stream.norms.push_back(path + ".bn2");
+      }
+      in = out;
+    }
+  }
+  stream.consumers.push_back("classifier");
+  groups.push_back(std::move(stream));
+  return groups;
 }
 
 }  // namespace hone::models

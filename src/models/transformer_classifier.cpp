@@ -50,7 +50,7 @@ TransformerClassifier::TransformerClassifier(TransformerClassifierConfig config)
   tokens_ = shape.size() == 3 ? shape[1] : shape[0];
   token_features_ = shape.size() == 3 ? shape[0] * shape[2] : shape[1];
 
-  embed_ = register_module("embed", torch::nn::Linear(token_features_, config_.d_model));
+  embed_ = register_layer("embed", torch::nn::Linear(token_features_, config_.d_model));
   positions_ = register_parameter("positions", torch::empty({1, tokens_, config_.d_model}));
   {
     torch::NoGradGuard no_grad;
@@ -67,7 +67,7 @@ TransformerClassifier::TransformerClassifier(TransformerClassifierConfig config)
   layers_ = register_module("layers", torch::nn::ModuleList());
   for (std::int64_t i = 0; i < config_.num_layers; ++i) layers_->push_back(TransformerEncoderLayer(layer));
   norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({config_.d_model}).eps(1e-5)));
-  head_ = register_module("head", torch::nn::Linear(config_.d_model, config_.out_features));
+  head_ = register_layer("head", torch::nn::Linear(config_.d_model, config_.out_features));
 }
 
 torch::Tensor TransformerClassifier::forward(torch::Tensor input) {
@@ -77,9 +77,13 @@ torch::Tensor TransformerClassifier::forward(torch::Tensor input) {
   const auto batch = input.size(0);
   // [B, C, H, W] -> [B, H, C, W] -> [B, H, C*W]; [B, T, F] stays.
   auto tokens = input.dim() == 4 ? input.permute({0, 2, 1, 3}).reshape({batch, tokens_, token_features_}) : input;
-  auto x = embed_->forward(tokens) + positions_;
+  auto x = (*embed_)(tokens) + positions_;
   for (const auto& layer : *layers_) x = layer->as<TransformerEncoderLayerImpl>()->forward(x);
-  return head_->forward(norm_->forward(x.mean(1)));
+  return (*head_)(norm_->forward(x.mean(1)));
+}
+
+std::vector<ChannelGroup> TransformerClassifier::channel_groups() const {
+  return feed_forward_groups(config_.num_layers);
 }
 
 }  // namespace hone::models

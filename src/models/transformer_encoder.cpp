@@ -17,17 +17,6 @@ namespace {
 
 const std::string kWhat = "transformer encoder layer config";
 
-/// x [..., in] -> [..., out] as one addmm on the flattened rows: a single GEMM with the bias in its
-/// epilogue. (torch::nn::Linear on 3-D inputs was seen to launch a separate bias-add kernel on CUDA.)
-torch::Tensor linear_rows(const torch::nn::Linear& linear, const torch::Tensor& x) {
-  const auto& weight = linear->weight;
-  auto out_shape = x.sizes().vec();
-  out_shape.back() = weight.size(0);
-  const auto rows = x.reshape({-1, x.size(-1)});
-  const auto y = linear->bias.defined() ? at::addmm(linear->bias, rows, weight.t()) : at::mm(rows, weight.t());
-  return y.view(out_shape);
-}
-
 /// The dtype's most negative finite value: exp() of it is 0, and a row of it is still not NaN.
 double lowest_finite(c10::ScalarType dtype) {
   switch (dtype) {
@@ -81,13 +70,13 @@ TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(TransformerEncoderLayer
   config_ = nlohmann::json(config_).get<TransformerEncoderLayerConfig>();
   const auto d = config_.d_model;
   const auto norm = torch::nn::LayerNormOptions({d}).eps(config_.layer_norm_eps);
-  query_ = register_module("query", torch::nn::Linear(d, d));
-  key_ = register_module("key", torch::nn::Linear(d, d));
-  value_ = register_module("value", torch::nn::Linear(d, d));
-  attention_output_ = register_module("attention_output", torch::nn::Linear(d, d));
+  query_ = register_layer("query", torch::nn::Linear(d, d));
+  key_ = register_layer("key", torch::nn::Linear(d, d));
+  value_ = register_layer("value", torch::nn::Linear(d, d));
+  attention_output_ = register_layer("attention_output", torch::nn::Linear(d, d));
   attention_norm_ = register_module("attention_norm", torch::nn::LayerNorm(norm));
-  intermediate_ = register_module("intermediate", torch::nn::Linear(d, config_.ffn_dim));
-  output_ = register_module("output", torch::nn::Linear(config_.ffn_dim, d));
+  intermediate_ = register_layer("intermediate", torch::nn::Linear(d, config_.ffn_dim));
+  output_ = register_layer("output", torch::nn::Linear(config_.ffn_dim, d));
   output_norm_ = register_module("output_norm", torch::nn::LayerNorm(norm));
   dropout_ = register_module("dropout", torch::nn::Dropout(config_.dropout));
 }
@@ -145,16 +134,25 @@ torch::Tensor TransformerEncoderLayerImpl::attention(const torch::Tensor& x,
   const auto split_heads = [&](const torch::Tensor& t) {
     return t.view({batch, tokens, heads, head_dim}).transpose(1, 2);  // [B, heads, T, head_dim]
   };
-  const auto context = at::scaled_dot_product_attention(
-      split_heads(linear_rows(query_, x)), split_heads(linear_rows(key_, x)), split_heads(linear_rows(value_, x)),
-      attend, is_training() ? config_.dropout : 0.0);
-  return linear_rows(attention_output_, context.transpose(1, 2).reshape({batch, tokens, config_.d_model}));
+  const auto context =
+      at::scaled_dot_product_attention(split_heads((*query_)(x)), split_heads((*key_)(x)), split_heads((*value_)(x)),
+                                       attend, is_training() ? config_.dropout : 0.0);
+  return (*attention_output_)(context.transpose(1, 2).reshape({batch, tokens, config_.d_model}));
 }
 
 torch::Tensor TransformerEncoderLayerImpl::feed_forward(const torch::Tensor& x) {
-  auto hidden = linear_rows(intermediate_, x);
+  auto hidden = (*intermediate_)(x);
   hidden = config_.activation == "gelu" ? torch::gelu(hidden) : torch::relu(hidden);
-  return linear_rows(output_, dropout_->forward(hidden));
+  return (*output_)(dropout_->forward(hidden));
+}
+
+std::vector<ChannelGroup> feed_forward_groups(std::int64_t count) {
+  std::vector<ChannelGroup> groups;
+  for (std::int64_t i = 0; i < count; ++i) {
+    const auto layer = "layers." + std::to_string(i);
+    groups.push_back({layer + " feed-forward", {layer + ".intermediate"}, {}, {layer + ".output"}});
+  }
+  return groups;
 }
 
 }  // namespace hone::models

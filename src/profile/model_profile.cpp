@@ -1,5 +1,7 @@
 #include "hone/profile/model_profile.h"
 
+#include "hone/nn/layer.h"
+
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/nn/modules/container/moduledict.h>
@@ -57,7 +59,8 @@ struct Units {
 bool is_container(const torch::nn::Module& module) {
   return dynamic_cast<const torch::nn::SequentialImpl*>(&module) != nullptr ||
          dynamic_cast<const torch::nn::ModuleListImpl*>(&module) != nullptr ||
-         dynamic_cast<const torch::nn::ModuleDictImpl*>(&module) != nullptr;
+         dynamic_cast<const torch::nn::ModuleDictImpl*>(&module) != nullptr ||
+         dynamic_cast<const nn::ChainImpl*>(&module) != nullptr;
 }
 
 /// The model's top-level children (containers expanded one level) that own tensors, and the

@@ -30,9 +30,9 @@ class AttentionForecaster : public Model {
 
  private:
   AttentionForecasterConfig config_;
-  torch::nn::LSTM lstm_{nullptr};
-  torch::nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, attention_output_{nullptr};
-  torch::nn::Linear hidden_{nullptr}, head_{nullptr};
+  nn::LayerSlot* lstm_ = nullptr;  ///< [B, T, F] -> output sequence [B, T, hidden]
+  nn::LayerSlot *query_ = nullptr, *key_ = nullptr, *value_ = nullptr, *attention_output_ = nullptr;
+  nn::LayerSlot *hidden_ = nullptr, *head_ = nullptr;
 };
 
 }  // namespace hone::models

@@ -61,6 +61,8 @@ class BertEncoder : public Model {
   torch::Tensor token_states(const torch::Tensor& ids, const std::optional<torch::Tensor>& padding = std::nullopt);
   std::string architecture() const override { return "minilm"; }
   nlohmann::json config() const override { return config_; }
+  /// Each layer's feed-forward neurons.
+  std::vector<ChannelGroup> channel_groups() const override;
   const BertEncoderConfig& bert_config() const { return config_; }
 
  private:

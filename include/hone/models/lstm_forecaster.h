@@ -28,8 +28,8 @@ class LstmForecaster : public Model {
 
  private:
   LstmForecasterConfig config_;
-  torch::nn::LSTM lstm_{nullptr};
-  torch::nn::Linear head_{nullptr};
+  nn::LayerSlot* lstm_ = nullptr;  ///< [B, T, F] -> output sequence [B, T, hidden]
+  nn::LayerSlot* head_ = nullptr;
 };
 
 }  // namespace hone::models

@@ -1,7 +1,6 @@
 #pragma once
 /// @file Multi-layer perceptron: flattens each sample, then Linear -> activation -> dropout per hidden
 /// layer, and a final Linear. Works for classification and forecasting.
-#include <torch/nn/modules/container/sequential.h>
 
 #include "hone/models/model.h"
 
@@ -23,10 +22,12 @@ class Mlp : public Model {
   torch::Tensor forward(torch::Tensor input) override;
   std::string architecture() const override { return "mlp"; }
   nlohmann::json config() const override { return config_; }
+  /// Each hidden layer's neurons (its Linear's outputs, the next Linear's inputs).
+  std::vector<ChannelGroup> channel_groups() const override;
 
  private:
   MlpConfig config_;
-  torch::nn::Sequential layers_{nullptr};
+  nn::Chain layers_{nullptr};
 };
 
 }  // namespace hone::models

@@ -2,7 +2,6 @@
 /// @file MobileNet-style CNN: a 3x3 stem (conv-BN-ReLU6) then depthwise-separable blocks
 /// (depthwise 3x3 conv-BN-ReLU6, pointwise 1x1 conv-BN-ReLU6), one per entry of `widths` with the
 /// matching stride; global average pooling, dropout, Linear. Registry name: "mobilenet".
-#include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 
@@ -30,9 +29,9 @@ class MobileNetCnn : public Model {
 
  private:
   MobileNetCnnConfig config_;
-  torch::nn::Sequential features_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
-  torch::nn::Linear classifier_{nullptr};
+  nn::Chain features_{nullptr};
+  nn::LayerSlot* dropout_ = nullptr;
+  nn::LayerSlot* classifier_ = nullptr;
 };
 
 }  // namespace hone::models

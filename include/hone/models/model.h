@@ -5,7 +5,7 @@
 /// How to add a model: write src/models/<name>.cpp + include/hone/models/<name>.h with a config
 /// struct (to_json / from_json that rejects unknown keys) and a class deriving from Model, then add
 /// one line to src/models/registry.cpp. See docs/adding-a-model-or-dataset.md.
-#include <torch/nn/module.h>
+#include "hone/nn/layer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -17,15 +17,28 @@
 
 namespace hone::models {
 
-class Model : public torch::nn::Module {
+/// Channels that structured pruning must remove together. Paths name layer slots (see
+/// hone/nn/layer.h). Removing channel c of the group removes output channel c of every producer
+/// (weight row, bias), entry c of every norm, and input channel c of every consumer.
+struct ChannelGroup {
+  std::string name;                    ///< for reports, e.g. "features.3 inner"
+  std::vector<std::string> producers;  ///< Conv2d / Linear whose outputs are the group
+  std::vector<std::string> norms;      ///< BatchNorm over the group
+  std::vector<std::string> consumers;  ///< Conv2d / Linear whose inputs are the group
+};
+
+class Model : public nn::Module {
  public:
-  using torch::nn::Module::Module;
+  using nn::Module::Module;
   /// Classification: [B, ...input] -> logits [B, classes]. Forecasting: [B, T, F] -> [B, outputs].
   virtual torch::Tensor forward(torch::Tensor input) = 0;
   /// The registry name ("cnn", "lstm"...).
   virtual std::string architecture() const = 0;
   /// The full config, enough for make_model(architecture(), config()) to rebuild this model.
   virtual nlohmann::json config() const = 0;
+  /// Channel groups structured pruning may shrink; a model that declares none cannot be
+  /// structurally pruned (the pass says so and leaves it unchanged).
+  virtual std::vector<ChannelGroup> channel_groups() const { return {}; }
 };
 
 using ModelPtr = std::shared_ptr<Model>;

@@ -3,9 +3,6 @@
 /// `blocks_per_stage` basic residual blocks (conv3x3-BN-ReLU-conv3x3-BN + shortcut, 1x1 conv + BN
 /// on the shortcut when the shape changes; every stage after the first starts with stride 2),
 /// global average pooling, dropout and a Linear classifier. Registry name: "cnn".
-#include <torch/nn/modules/container/sequential.h>
-#include <torch/nn/modules/dropout.h>
-#include <torch/nn/modules/linear.h>
 
 #include "hone/models/model.h"
 
@@ -27,12 +24,15 @@ class ResNetCnn : public Model {
   torch::Tensor forward(torch::Tensor input) override;
   std::string architecture() const override { return "cnn"; }
   nlohmann::json config() const override { return config_; }
+  /// Each block's inner channels (conv1 -> bn1 -> conv2), and each stage's residual stream
+  /// (every conv and shortcut that writes it, every conv and the classifier that reads it).
+  std::vector<ChannelGroup> channel_groups() const override;
 
  private:
   ResNetCnnConfig config_;
-  torch::nn::Sequential features_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
-  torch::nn::Linear classifier_{nullptr};
+  nn::Chain features_{nullptr};
+  nn::LayerSlot* dropout_ = nullptr;
+  nn::LayerSlot* classifier_ = nullptr;
 };
 
 }  // namespace hone::models

@@ -30,15 +30,17 @@ class TransformerClassifier : public Model {
   torch::Tensor forward(torch::Tensor input) override;
   std::string architecture() const override { return "transformer"; }
   nlohmann::json config() const override { return config_; }
+  /// Each layer's feed-forward neurons.
+  std::vector<ChannelGroup> channel_groups() const override;
 
  private:
   TransformerClassifierConfig config_;
   std::int64_t tokens_ = 0, token_features_ = 0;
-  torch::nn::Linear embed_{nullptr};
+  nn::LayerSlot* embed_ = nullptr;
   torch::Tensor positions_;
   torch::nn::ModuleList layers_{nullptr};
   torch::nn::LayerNorm norm_{nullptr};
-  torch::nn::Linear head_{nullptr};
+  nn::LayerSlot* head_ = nullptr;
 };
 
 }  // namespace hone::models

@@ -7,6 +7,9 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
+#include "hone/models/model.h"
+#include "hone/nn/layer.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -27,7 +30,9 @@ struct TransformerEncoderLayerConfig {
 void to_json(nlohmann::json& j, const TransformerEncoderLayerConfig& c);
 void from_json(const nlohmann::json& j, TransformerEncoderLayerConfig& c);
 
-class TransformerEncoderLayerImpl : public torch::nn::Module {
+/// Linears are layer slots (hone/nn/layer.h) that compression may replace; they run as one addmm
+/// on the flattened rows.
+class TransformerEncoderLayerImpl : public nn::Module {
  public:
   explicit TransformerEncoderLayerImpl(TransformerEncoderLayerConfig config);
   /// x: [B, T, d_model]. key_padding_mask: [B, T] bool, true where the token is padding
@@ -46,12 +51,16 @@ class TransformerEncoderLayerImpl : public torch::nn::Module {
   torch::Tensor layer(const torch::Tensor& x, const std::optional<torch::Tensor>& attend);
   torch::Tensor feed_forward(const torch::Tensor& x);
   TransformerEncoderLayerConfig config_;
-  torch::nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, attention_output_{nullptr};
+  nn::LayerSlot *query_ = nullptr, *key_ = nullptr, *value_ = nullptr, *attention_output_ = nullptr;
   torch::nn::LayerNorm attention_norm_{nullptr};
-  torch::nn::Linear intermediate_{nullptr}, output_{nullptr};
+  nn::LayerSlot *intermediate_ = nullptr, *output_ = nullptr;
   torch::nn::LayerNorm output_norm_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
 };
 TORCH_MODULE(TransformerEncoderLayer);
+
+/// The feed-forward neurons (intermediate -> output) of layers.0 .. layers.{count-1}: what
+/// structured pruning may shrink in a stack of these layers held as "layers".
+std::vector<ChannelGroup> feed_forward_groups(std::int64_t count);
 
 }  // namespace hone::models
