@@ -1,5 +1,8 @@
 #include "hone/train/checkpoint.h"
 
+#include "hone/compress/compress.h"
+#include "hone/compress/editor.h"
+
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
@@ -103,7 +106,23 @@ models::ModelPtr load_run_model(const fs::path& run_dir) {
   const fs::path weights = run_dir / "model.safetensors";
   std::error_code ec;
   if (!fs::is_regular_file(weights, ec)) fail("'{}' has no weights: {} is missing", run_dir.string(), weights.string());
+  // A compressed run: replay the structural edits on the base model before loading its weights.
+  const fs::path manifest_path = run_dir / "compress.json";
+  const bool compressed = fs::is_regular_file(manifest_path, ec);
+  if (compressed) {
+    nlohmann::json manifest;
+    try {
+      manifest = nlohmann::json::parse(read_file(manifest_path));
+    } catch (const nlohmann::json::parse_error& e) {
+      fail("{} is not valid JSON: {}", manifest_path.string(), e.what());
+    }
+    HONE_CHECK(manifest.is_object() && manifest.value("format", "") == "hone-compress" &&
+                   manifest.value("version", 0) == compress::kCompressFormatVersion && manifest.contains("edits"),
+               "{} is not a hone-compress/{} manifest", manifest_path.string(), compress::kCompressFormatVersion);
+    compress::replay_edits(*model, manifest["edits"]);
+  }
   load_weights(weights, *model);
+  if (compressed) compress::repack_layers(*model);
   model->eval();
   return model;
 }

@@ -16,5 +16,10 @@ inline constexpr Tolerance kFp32Reordered{1e-4, 1e-5};
 inline constexpr Tolerance kTf32{3e-3, 1e-4};
 inline constexpr Tolerance kFp16{5e-3, 1e-3};
 inline constexpr Tolerance kBf16{1e-2, 1e-2};
+/// One int8 layer (8-bit weights, 7-8-bit activations) against its float original: each operand
+/// is off by up to half a step, ~0.4-0.8% of its range, and errors add in quadrature over a dot product.
+inline constexpr Tolerance kInt8Layer{3e-2, 1e-2};
+/// A whole statically quantized cnn (~9 int8 layers in a row) against its float original.
+inline constexpr Tolerance kInt8Model{1e-1, 1e-2};
 
 }  // namespace hone::testing

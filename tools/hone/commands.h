@@ -11,5 +11,6 @@ void register_eval(CLI::App& root);
 void register_bench(CLI::App& root);
 void register_embed(CLI::App& root);
 void register_profile(CLI::App& root);
+void register_compress(CLI::App& root);
 
 }  // namespace hone::cli

@@ -50,6 +50,21 @@ inline constexpr Flag kTrace{"--trace", "write a Chrome trace (chrome://tracing,
 inline constexpr Flag kTop{"--top", "rows of the top-ops table (0: all)", nullptr};
 inline constexpr Flag kCeilings{"--ceilings", "measure (once, then cached) matmul TFLOP/s and memory GB/s", nullptr};
 inline constexpr Flag kRefresh{"--refresh", "with --ceilings: measure again even if cached", nullptr};
+inline constexpr Flag kCompressOut{"-o,--out", "directory to write the compressed model to (a run directory)", nullptr};
+inline constexpr Flag kRecipe{"--recipe", "JSON recipe: {\"passes\": [{\"pass\": NAME, ...options}]}", nullptr};
+inline constexpr Flag kQuant{"--quant", "quantize: int8-dynamic, int8-static, fp16 or bf16", nullptr};
+inline constexpr Flag kObserver{"--observer", "int8-static calibration: minmax, percentile or entropy", nullptr};
+inline constexpr Flag kPrune{"--prune",
+                             "prune: structured:FRACTION (removes channels), magnitude:FRACTION or "
+                             "magnitude-global:FRACTION (zeros weights)",
+                             nullptr};
+inline constexpr Flag kLowRank{"--lowrank", "SVD-factorize Linear layers keeping this fraction of energy, e.g. 0.95",
+                               nullptr};
+inline constexpr Flag kFuse{"--fuse", "fold batch norms into the convolutions/linears before them", nullptr};
+inline constexpr Flag kForce{"--force", "replace the output directory if it exists", nullptr};
+inline constexpr Flag kNoVerdict{"--no-verdict", "apply and save only; skip measuring before/after", nullptr};
+inline constexpr Flag kEvalLimit{"--eval-limit", "score at most N test samples in the verdict (0: all)", nullptr};
+inline constexpr Flag kListPasses{"--list-passes", "print every pass with its options and exit", nullptr};
 }  // namespace flags
 
 /// Adds `flag` bound to `value` (its current value is shown as the default).

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   hone::cli::register_bench(app);
   hone::cli::register_embed(app);
   hone::cli::register_profile(app);
+  hone::cli::register_compress(app);
 
   try {
     app.parse(argc, argv);

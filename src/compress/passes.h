@@ -1,0 +1,17 @@
+#pragma once
+/// @file Every pass's entry function, one line each; src/compress/registry.cpp orders them.
+#include "hone/compress/pass.h"
+
+namespace hone::compress {
+
+PassEntry fuse_conv_bn_entry();
+// quantization passes
+PassEntry quant_float_entry();
+PassEntry quant_int8_static_entry();
+PassEntry quant_int8_dynamic_entry();
+// pruning and low-rank passes
+PassEntry prune_structured_entry();
+PassEntry lowrank_svd_entry();
+PassEntry prune_magnitude_entry();
+
+}  // namespace hone::compress
