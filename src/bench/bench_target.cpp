@@ -68,7 +68,10 @@ BenchTarget load_bench_target(const std::string& target, std::int64_t seq_len) {
   if (fs::is_directory(target, ec)) {
     const train::RunConfig config = train::load_run_config(target);
     result.model = train::load_run_model(target);
-    result.info = data::describe_dataset(config.dataset, config.data_options);
+    // A run compressed from a zoo name (random weights) has no real dataset: it takes the zoo
+    // model's inputs (token ids for minilm).
+    result.info = data::is_dataset(config.dataset) ? data::describe_dataset(config.dataset, config.data_options)
+                                                   : default_inputs_for(config.architecture, seq_len);
     const fs::path weights = fs::path(target) / "model.safetensors";
     result.file_bytes = static_cast<std::int64_t>(fs::file_size(weights));
     result.weights = weights.string();

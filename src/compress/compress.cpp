@@ -91,6 +91,7 @@ struct Source {
   train::RunConfig config;
   bool has_data = false;  ///< a run directory (real weights, a dataset)
   std::int64_t file_bytes = 0;
+  data::DatasetInfo inputs;  ///< what a forward takes (for timing)
 };
 
 Source describe_source(const std::string& source) {
@@ -106,6 +107,7 @@ Source describe_source(const std::string& source) {
     out.config.model_config = target.model->config();
     out.config.dataset = target.info.name;
   }
+  out.inputs = target.info;
   return out;
 }
 
@@ -167,7 +169,7 @@ CompressReport compress_model(const CompressOptions& options) {
   if (options.measure) {
     log_info("measuring the source model");
     auto model = load_source_model(options.source);
-    report.before = measure_model(*model, source.file_bytes, data ? &*data : nullptr, source.config, verdict);
+    report.before = measure_model(*model, source.file_bytes, data ? &*data : nullptr, source.inputs, verdict);
   }
 
   // Apply the passes on a fresh copy.
@@ -235,7 +237,7 @@ CompressReport compress_model(const CompressOptions& options) {
     log_info("measuring the compressed model (reloaded from {})", output.string());
     auto reloaded = train::load_run_model(output);
     const auto file_bytes = static_cast<std::int64_t>(fs::file_size(output / "model.safetensors"));
-    report.after = measure_model(*reloaded, file_bytes, data ? &*data : nullptr, source.config, verdict);
+    report.after = measure_model(*reloaded, file_bytes, data ? &*data : nullptr, source.inputs, verdict);
     report.diagnosis = diagnose(*reloaded, report.passes, *report.before, *report.after, verdict);
   }
   return report;

@@ -75,7 +75,7 @@ std::int64_t saved_size(const torch::nn::Module& model) {
 }  // namespace
 
 Measurement measure_model(models::Model& model, std::int64_t file_bytes, const data::LoadedData* data,
-                          const train::RunConfig& config, const VerdictSettings& settings) {
+                          const data::DatasetInfo& inputs, const VerdictSettings& settings) {
   torch::NoGradGuard no_grad;
   Measurement m;
   m.parameters = models::count_parameters(model);
@@ -85,7 +85,7 @@ Measurement measure_model(models::Model& model, std::int64_t file_bytes, const d
   bench::RunSettings run;
   run.device = settings.device;
   bench::prepare_model(model, run);
-  const auto info = data != nullptr ? data->info : data::describe_dataset(config.dataset, config.data_options);
+  const auto& info = inputs;
   for (const auto batch : settings.batches)
     m.latency_ms.emplace_back(batch, p50_latency_ms(model, info, batch, settings));
   m.peak_rss_bytes = bench::peak_rss_bytes();

@@ -18,6 +18,13 @@ const std::vector<DatasetEntry>& dataset_registry() {
   return kEntries;
 }
 
+bool is_dataset(const std::string& name) {
+  for (const auto& entry : dataset_registry()) {
+    if (entry.name == name) return true;
+  }
+  return false;
+}
+
 const DatasetEntry& find_dataset(const std::string& name) {
   std::string names;
   for (const auto& entry : dataset_registry()) {

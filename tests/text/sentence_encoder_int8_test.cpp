@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 
 #include "hone/compress/editor.h"
 #include "hone/compress/pass.h"
@@ -42,6 +43,8 @@ TEST(SentenceEncoderInt8Test, DynamicInt8KeepsEmbeddingsWithinTheIssuesCosineBar
   const auto cosine = torch::nn::functional::cosine_similarity(
       got, reference, torch::nn::functional::CosineSimilarityFuncOptions().dim(1));
   const double mean = cosine.mean().item<double>(), worst = cosine.min().item<double>();
+  std::cout << "int8 dynamic all-MiniLM-L6-v2 vs fp32 reference on " << texts.size() << " texts: mean cosine " << mean
+            << ", worst " << worst << "\n";
   EXPECT_GE(mean, 0.99) << "worst " << worst;
   EXPECT_GE(worst, 0.95) << "mean " << mean;
   EXPECT_LT(mean, 1.0 - 1e-7) << "int8 weights cannot reproduce fp32 exactly: is the int8 path really taken?";

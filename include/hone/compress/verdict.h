@@ -21,11 +21,11 @@ struct VerdictSettings {
   std::int64_t eval_limit = 0;  ///< > 0: score at most this many test samples
 };
 
-/// Latency (random inputs of the dataset's shape, labelled as such), parameters, memory, file size
+/// Latency (random inputs shaped as `inputs` says, labelled as such), parameters, memory, file size
 /// (`file_bytes`; 0: the weights are saved to a temporary file to measure it) and, with `data`,
 /// accuracy or RMSE on the test split.
 Measurement measure_model(models::Model& model, std::int64_t file_bytes, const data::LoadedData* data,
-                          const train::RunConfig& config, const VerdictSettings& settings);
+                          const data::DatasetInfo& inputs, const VerdictSettings& settings);
 
 /// Why `after` is not faster (or smaller) than `before`: layers left in float, quantized layers on
 /// a CPU without VNNI/AMX, quantize/dequantize boundaries, unstructured zeros in dense tensors,

@@ -65,6 +65,8 @@ struct DatasetEntry {
 const std::vector<DatasetEntry>& dataset_registry();
 /// Throws hone::UsageError listing valid names when `name` is unknown.
 const DatasetEntry& find_dataset(const std::string& name);
+/// Whether `name` is a registered dataset.
+bool is_dataset(const std::string& name);
 LoadedData load_dataset(const std::string& name, const DataOptions& options = {});
 DatasetInfo describe_dataset(const std::string& name, const DataOptions& options = {});
 
