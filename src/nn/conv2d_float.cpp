@@ -23,19 +23,8 @@ Conv2dFloatImpl::Conv2dFloatImpl(Conv2dFloatOptions options) : options_(std::mov
 }
 
 std::shared_ptr<Conv2dFloatImpl> Conv2dFloatImpl::from_float(const torch::nn::Conv2dImpl& conv, c10::ScalarType dtype) {
-  const auto* padding = std::get_if<torch::ExpandingArray<2>>(&conv.options.padding());
-  HONE_CHECK(padding != nullptr && std::holds_alternative<torch::enumtype::kZeros>(conv.options.padding_mode()),
-             "conv2d_float: only explicit zero padding is supported");
   const auto& w = conv.weight;
-  Conv2dFloatOptions o;
-  o.in = w.size(1) * conv.options.groups();
-  o.out = w.size(0);
-  o.kernel = {w.size(2), w.size(3)};
-  o.stride = two(*conv.options.stride());
-  o.padding = two(**padding);
-  o.dilation = two(*conv.options.dilation());
-  o.groups = conv.options.groups();
-  o.bias = conv.bias.defined();
+  Conv2dFloatOptions o{Conv2dGeometry::of(conv, "conv2d_float")};
   o.dtype = dtype;
   auto layer = std::make_shared<Conv2dFloatImpl>(o);
   torch::NoGradGuard no_grad;
@@ -53,24 +42,12 @@ torch::Tensor Conv2dFloatImpl::forward(const torch::Tensor& x) {
 
 nlohmann::json Conv2dFloatImpl::spec() const {
   const auto& o = options_;
-  return {{"kind", "conv2d_float"}, {"in", o.in},
-          {"out", o.out},           {"kernel", o.kernel},
-          {"stride", o.stride},     {"padding", o.padding},
-          {"dilation", o.dilation}, {"groups", o.groups},
-          {"bias", o.bias},         {"dtype", low_precision_name(o.dtype)}};
+  return o.with_spec({{"kind", "conv2d_float"}, {"dtype", low_precision_name(o.dtype)}});
 }
 
 LayerKind conv2d_float_kind() {
   return {"conv2d_float", [](const nlohmann::json& spec) {
-            Conv2dFloatOptions o;
-            o.in = spec_int(spec, "in");
-            o.out = spec_int(spec, "out");
-            o.kernel = spec_ints(spec, "kernel");
-            o.stride = spec_ints(spec, "stride");
-            o.padding = spec_ints(spec, "padding");
-            o.dilation = spec_ints(spec, "dilation");
-            o.groups = spec_int(spec, "groups");
-            o.bias = spec_bool(spec, "bias");
+            Conv2dFloatOptions o{Conv2dGeometry::from_spec(spec)};
             o.dtype = low_precision_dtype(spec_string(spec, "dtype"), "layer spec 'conv2d_float'");
             return make_layer(Conv2dFloat(std::move(o)));
           }};

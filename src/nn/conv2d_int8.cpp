@@ -27,19 +27,8 @@ Conv2dInt8Impl::Conv2dInt8Impl(Conv2dInt8Options options) : options_(std::move(o
 std::shared_ptr<Conv2dInt8Impl> Conv2dInt8Impl::from_float(const torch::nn::Conv2dImpl& conv, bool per_channel,
                                                            bool relu, ActivationQParams input,
                                                            ActivationQParams output) {
-  const auto* padding = std::get_if<torch::ExpandingArray<2>>(&conv.options.padding());
-  HONE_CHECK(padding != nullptr && std::holds_alternative<torch::enumtype::kZeros>(conv.options.padding_mode()),
-             "conv2d_int8: only explicit zero padding is supported");
   const auto& w = conv.weight;
-  Conv2dInt8Options o;
-  o.in = w.size(1) * conv.options.groups();
-  o.out = w.size(0);
-  o.kernel = {w.size(2), w.size(3)};
-  o.stride = two(*conv.options.stride());
-  o.padding = two(**padding);
-  o.dilation = two(*conv.options.dilation());
-  o.groups = conv.options.groups();
-  o.bias = conv.bias.defined();
+  Conv2dInt8Options o{Conv2dGeometry::of(conv, "conv2d_int8")};
   o.per_channel = per_channel;
   o.relu = relu;
   auto layer = std::make_shared<Conv2dInt8Impl>(o);
@@ -77,23 +66,12 @@ ActivationQParams Conv2dInt8Impl::output_qparams() const { return read_qparams(o
 
 nlohmann::json Conv2dInt8Impl::spec() const {
   const auto& o = options_;
-  return {{"kind", "conv2d_int8"},        {"in", o.in},         {"out", o.out},
-          {"kernel", o.kernel},           {"stride", o.stride}, {"padding", o.padding},
-          {"dilation", o.dilation},       {"groups", o.groups}, {"bias", o.bias},
-          {"per_channel", o.per_channel}, {"relu", o.relu}};
+  return o.with_spec({{"kind", "conv2d_int8"}, {"per_channel", o.per_channel}, {"relu", o.relu}});
 }
 
 LayerKind conv2d_int8_kind() {
   return {"conv2d_int8", [](const nlohmann::json& spec) {
-            Conv2dInt8Options o;
-            o.in = spec_int(spec, "in");
-            o.out = spec_int(spec, "out");
-            o.kernel = spec_ints(spec, "kernel");
-            o.stride = spec_ints(spec, "stride");
-            o.padding = spec_ints(spec, "padding");
-            o.dilation = spec_ints(spec, "dilation");
-            o.groups = spec_int(spec, "groups");
-            o.bias = spec_bool(spec, "bias");
+            Conv2dInt8Options o{Conv2dGeometry::from_spec(spec)};
             o.per_channel = spec_bool(spec, "per_channel");
             o.relu = spec_bool(spec, "relu");
             return make_layer(Conv2dInt8(std::move(o)));

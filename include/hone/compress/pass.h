@@ -32,6 +32,12 @@ struct OptionSpec {
   std::string help;
 };
 
+/// The `skip` option every layer-replacing pass takes: slot paths, or path prefixes ("layers.0"),
+/// to leave as they are.
+inline OptionSpec skip_option(std::string help) {
+  return {"skip", OptionSpec::Type::StringList, nlohmann::json::array(), {}, -1e300, 1e300, std::move(help)};
+}
+
 /// What a pass did, for the report: one line per changed layer, one per layer left alone.
 struct PassReport {
   std::string pass;

@@ -10,15 +10,12 @@
 
 #include <vector>
 
+#include "hone/nn/conv_geometry.h"
 #include "hone/nn/layer_kinds.h"
 
 namespace hone::nn {
 
-struct Conv2dFloatOptions {
-  std::int64_t in = 0, out = 0;
-  std::vector<std::int64_t> kernel{1, 1}, stride{1, 1}, padding{0, 0}, dilation{1, 1};
-  std::int64_t groups = 1;
-  bool bias = true;
+struct Conv2dFloatOptions : Conv2dGeometry {
   c10::ScalarType dtype = c10::kBFloat16;
 };
 

@@ -12,16 +12,13 @@
 
 #include <vector>
 
+#include "hone/nn/conv_geometry.h"
 #include "hone/nn/layer_kinds.h"
 #include "hone/nn/quantized_weight.h"
 
 namespace hone::nn {
 
-struct Conv2dInt8Options {
-  std::int64_t in = 0, out = 0;
-  std::vector<std::int64_t> kernel{1, 1}, stride{1, 1}, padding{0, 0}, dilation{1, 1};
-  std::int64_t groups = 1;
-  bool bias = true;
+struct Conv2dInt8Options : Conv2dGeometry {
   bool per_channel = true;
   bool relu = false;  ///< output relu(conv(x))
 };

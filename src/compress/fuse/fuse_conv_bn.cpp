@@ -14,6 +14,7 @@
 
 #include "../passes.h"
 #include "hone/core/error.h"
+#include "hone/nn/conv_geometry.h"
 #include "hone/nn/layer_kinds.h"
 
 namespace hone::compress {
@@ -35,8 +36,6 @@ std::string why_not_foldable(const Norm& norm) {
   if (!norm.options.track_running_stats() || !norm.running_mean.defined()) return "has no running statistics";
   return {};
 }
-
-std::vector<std::int64_t> two(const std::array<std::int64_t, 2>& values) { return {values[0], values[1]}; }
 
 class FuseConvBn : public Pass {
  public:
@@ -83,15 +82,9 @@ class FuseConvBn : public Pass {
     const auto weight = conv.weight.to(at::kDouble) * scale.view({-1, 1, 1, 1});
     const auto bias = conv.bias.defined() ? conv.bias.to(at::kDouble) * scale + shift : shift;
     const auto& w = conv.weight;
-    const nlohmann::json spec = {{"kind", "conv2d"},
-                                 {"in", w.size(1) * conv.options.groups()},
-                                 {"out", w.size(0)},
-                                 {"kernel", std::vector<std::int64_t>{w.size(2), w.size(3)}},
-                                 {"stride", two(*conv.options.stride())},
-                                 {"padding", two(**padding)},
-                                 {"dilation", two(*conv.options.dilation())},
-                                 {"groups", conv.options.groups()},
-                                 {"bias", true}};
+    auto geometry = nn::Conv2dGeometry::of(conv, "fuse_conv_bn");
+    geometry.bias = true;
+    const auto spec = geometry.with_spec({{"kind", "conv2d"}});
     auto layer = nn::build_layer(spec);
     auto* fused = dynamic_cast<torch::nn::Conv2dImpl*>(layer.module.get());
     fused->weight.set_data(weight.to(w.options()));

@@ -141,13 +141,7 @@ PassEntry lowrank_svd_entry() {
             "when > 0: pick the largest rank that removes at least this fraction of each layer's parameters "
             "(overrides 'energy')"},
            {"min_rank", OptionSpec::Type::Integer, 1, {}, 1, 1e300, "never factorize below this rank"},
-           {"skip",
-            OptionSpec::Type::StringList,
-            nlohmann::json::array(),
-            {},
-            -1e300,
-            1e300,
-            "slot paths (or path prefixes, e.g. 'layers.0') to leave alone"}},
+           skip_option("slot paths (or path prefixes, e.g. 'layers.0') to leave alone")},
           [] { return std::make_unique<LowRankSvd>(); }};
 }
 

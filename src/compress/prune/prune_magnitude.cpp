@@ -151,13 +151,7 @@ PassEntry prune_magnitude_entry() {
             -1e300,
             1e300,
             "which layer kinds to prune"},
-           {"skip",
-            OptionSpec::Type::StringList,
-            nlohmann::json::array(),
-            {},
-            -1e300,
-            1e300,
-            "slot paths (or path prefixes, e.g. 'features.0') to leave alone"}},
+           skip_option("slot paths (or path prefixes, e.g. 'features.0') to leave alone")},
           [] { return std::make_unique<PruneMagnitude>(); }};
 }
 

@@ -93,13 +93,7 @@ PassEntry quant_float_entry() {
             -1e300,
             1e300,
             "which layer types to convert"},
-           {"skip",
-            OptionSpec::Type::StringList,
-            nlohmann::json::array(),
-            {},
-            -1e300,
-            1e300,
-            "layer paths (or path prefixes) to leave in float32"}},
+           skip_option("layer paths (or path prefixes) to leave in float32")},
           [] { return std::make_unique<QuantFloat>(); }};
 }
 

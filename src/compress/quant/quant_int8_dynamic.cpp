@@ -102,13 +102,7 @@ PassEntry quant_int8_dynamic_entry() {
             -1e300,
             1e300,
             "one weight scale per output channel (else one per tensor)"},
-           {"skip",
-            OptionSpec::Type::StringList,
-            nlohmann::json::array(),
-            {},
-            -1e300,
-            1e300,
-            "layer paths (or path prefixes) to leave in float"}},
+           skip_option("layer paths (or path prefixes) to leave in float")},
           [] { return std::make_unique<QuantInt8Dynamic>(); }};
 }
 

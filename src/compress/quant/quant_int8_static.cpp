@@ -295,13 +295,7 @@ PassEntry quant_int8_static_entry() {
         1e300,
         "one weight scale per output channel (else one per tensor)"},
        {"calibration_batches", OptionSpec::Type::Integer, 32, {}, 1, 1e9, "how many training batches to calibrate on"},
-       {"skip",
-        OptionSpec::Type::StringList,
-        nlohmann::json::array(),
-        {},
-        -1e300,
-        1e300,
-        "layer paths (or path prefixes) to leave in float"}},
+       skip_option("layer paths (or path prefixes) to leave in float")},
       [] { return std::make_unique<QuantInt8Static>(); }};
 }
 
