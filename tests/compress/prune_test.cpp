@@ -13,6 +13,7 @@
 #include "hone/models/registry.h"
 #include "hone/nn/layer.h"
 #include "hone/train/checkpoint.h"
+#include "support/batch_norm_statistics.h"
 #include "support/error_message.h"
 #include "support/relative_error.h"
 #include "support/temp_dir.h"
@@ -46,15 +47,7 @@ std::int64_t zeros(const torch::Tensor& t) { return t.numel() - t.count_nonzero(
 models::ModelPtr trained_looking_cnn(std::uint64_t seed) {
   torch::manual_seed(static_cast<std::int64_t>(seed));
   auto model = models::make_model("cnn", images(), {{"widths", {8, 16}}, {"dropout", 0.0}});
-  torch::NoGradGuard no_grad;
-  for (const auto& module : model->modules()) {
-    if (auto* bn = module->as<torch::nn::BatchNorm2dImpl>()) {
-      bn->running_mean.uniform_(-0.5, 0.5);
-      bn->running_var.uniform_(0.5, 2.0);
-      bn->weight.uniform_(0.5, 1.5);
-      bn->bias.uniform_(-0.2, 0.2);
-    }
-  }
+  testing::give_batch_norms_trained_statistics(*model);
   model->to(torch::kDouble);
   model->eval();
   return model;

@@ -17,6 +17,7 @@
 #include "hone/nn/lstm_int8_dynamic.h"
 #include "hone/nn/residual_add_int8.h"
 #include "hone/train/checkpoint.h"
+#include "support/batch_norm_statistics.h"
 #include "support/relative_error.h"
 #include "support/temp_dir.h"
 #include "support/tolerances.h"
@@ -31,15 +32,7 @@ data::DatasetInfo windows() { return {"window", data::TaskKind::kForecasting, {3
 models::ModelPtr trained_looking_cnn(std::int64_t seed) {
   torch::manual_seed(seed);
   auto model = models::make_model("cnn", images(), {{"widths", {8, 16}}});
-  torch::NoGradGuard no_grad;
-  for (const auto& module : model->modules()) {
-    if (auto* bn = module->as<torch::nn::BatchNorm2dImpl>()) {
-      bn->running_mean.uniform_(-0.5, 0.5);
-      bn->running_var.uniform_(0.5, 2.0);
-      bn->weight.uniform_(0.5, 1.5);
-      bn->bias.uniform_(-0.2, 0.2);
-    }
-  }
+  testing::give_batch_norms_trained_statistics(*model);
   model->eval();
   return model;
 }

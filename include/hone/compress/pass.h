@@ -38,6 +38,16 @@ inline OptionSpec skip_option(std::string help) {
   return {"skip", OptionSpec::Type::StringList, nlohmann::json::array(), {}, -1e300, 1e300, std::move(help)};
 }
 
+/// True when `path` is one of the `skip` option's entries or lies under one ("features.3" skips
+/// "features.3.conv1", not "features.30").
+inline bool is_skipped(const std::string& path, const nlohmann::json& skip) {
+  for (const auto& item : skip) {
+    const auto prefix = item.get<std::string>();
+    if (path == prefix || path.rfind(prefix + ".", 0) == 0) return true;
+  }
+  return false;
+}
+
 /// What a pass did, for the report: one line per changed layer, one per layer left alone.
 struct PassReport {
   std::string pass;

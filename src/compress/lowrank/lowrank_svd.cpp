@@ -22,14 +22,6 @@
 namespace hone::compress {
 namespace {
 
-bool is_skipped(const std::string& path, const nlohmann::json& skip) {
-  for (const auto& entry : skip) {
-    const auto prefix = entry.get<std::string>();
-    if (path == prefix || path.rfind(prefix + ".", 0) == 0) return true;
-  }
-  return false;
-}
-
 class LowRankSvd : public Pass {
  public:
   PassReport apply(models::Model& model, const nlohmann::json& options, PassContext& context) override {

@@ -25,14 +25,6 @@
 namespace hone::compress {
 namespace {
 
-bool is_skipped(const std::string& path, const nlohmann::json& skip) {
-  for (const auto& entry : skip) {
-    const auto prefix = entry.get<std::string>();
-    if (path == prefix || path.rfind(prefix + ".", 0) == 0) return true;
-  }
-  return false;
-}
-
 bool contains(const nlohmann::json& list, const char* value) {
   for (const auto& item : list) {
     if (item.get<std::string>() == value) return true;

@@ -9,17 +9,7 @@
 
 namespace hone::compress::quant {
 
-/// True when `path` is one of `skip` or lies under one of them ("features.3" skips "features.3.conv1").
-inline bool is_skipped(const std::string& path, const nlohmann::json& skip) {
-  for (const auto& item : skip) {
-    const auto prefix = item.get<std::string>();
-    if (path == prefix ||
-        (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 && path[prefix.size()] == '.')) {
-      return true;
-    }
-  }
-  return false;
-}
+using compress::is_skipped;
 
 inline bool contains(const nlohmann::json& list, const std::string& value) {
   for (const auto& item : list) {
