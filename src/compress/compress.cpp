@@ -8,10 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <random>
 
 #include "hone/bench/bench_target.h"
-#include "hone/bench/statistics.h"
 #include "hone/compress/verdict.h"
 #include "hone/core/error.h"
 #include "hone/core/fs.h"
@@ -92,6 +90,7 @@ struct Source {
   bool has_data = false;  ///< a run directory (real weights, a dataset)
   std::int64_t file_bytes = 0;
   data::DatasetInfo inputs;  ///< what a forward takes (for timing)
+  models::ModelPtr model;    ///< as loaded (measured as "before"; the passes work on a fresh copy)
 };
 
 Source describe_source(const std::string& source) {
@@ -108,6 +107,7 @@ Source describe_source(const std::string& source) {
     out.config.dataset = target.info.name;
   }
   out.inputs = target.info;
+  out.model = target.model;
   return out;
 }
 
@@ -149,7 +149,7 @@ CompressReport compress_model(const CompressOptions& options) {
       fs::equivalent(options.output, options.source, ec)) {
     fail("output '{}' is the source run itself; write the compressed model somewhere else", options.output.string());
   }
-  const Source source = describe_source(options.source);
+  Source source = describe_source(options.source);
   const c10::Device device(options.device);
 
   CompressReport report;
@@ -168,12 +168,12 @@ CompressReport compress_model(const CompressOptions& options) {
   VerdictSettings verdict{device, options.batches, options.warmup, options.iterations, options.eval_limit};
   if (options.measure) {
     log_info("measuring the source model");
-    auto model = load_source_model(options.source);
-    report.before = measure_model(*model, source.file_bytes, data ? &*data : nullptr, source.inputs, verdict);
+    report.before = measure_model(*source.model, source.file_bytes, data ? &*data : nullptr, source.inputs, verdict);
   }
 
-  // Apply the passes on a fresh copy.
-  auto model = load_source_model(options.source);
+  // The passes get an unmeasured copy (measuring moved and ran the loaded one).
+  auto model = options.measure ? load_source_model(options.source) : std::move(source.model);
+  source.model.reset();
   model->eval();
   ModelEditor editor(*model);
   PassContext context;

@@ -18,6 +18,7 @@
 #include "hone/bench/statistics.h"
 #include "hone/core/error.h"
 #include "hone/core/system_info.h"
+#include "hone/nn/layer_kinds.h"
 #include "hone/train/evaluate.h"
 
 namespace hone::compress {
@@ -129,8 +130,7 @@ std::vector<std::string> diagnose(models::Model& after_model, const std::vector<
     if (dynamic_cast<const torch::nn::LinearImpl*>(module) || dynamic_cast<const torch::nn::Conv2dImpl*>(module) ||
         dynamic_cast<const torch::nn::LSTMImpl*>(module)) {
       float_layers.push_back(ref.path);
-    } else if (ref.slot->module()->name().find("Int8") != std::string::npos ||
-               ref.slot->module()->name().find("int8") != std::string::npos) {
+    } else if (dynamic_cast<const nn::Repackable*>(module) != nullptr) {  // the int8 layers with packed weights
       quantized_layers.push_back(ref.path);
     }
   }
