@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The GPU numbers of docs/BENCHMARKS.md, in one go, on the lent GPU machine (after `make gpu-test`):
-#   bench/run_gpu_benchmarks.sh OUT_DIR [hone|peers|all]
+#   bench/run_gpu_benchmarks.sh OUT_DIR [hone|peers|sketch|all]
 # hone: ceilings, hone bench of the zoo (fp32 eager and CUDA graphs), MiniLM in fp32/bf16, eager
 # and CUDA graphs, and hone profile of MiniLM. peers: bench/peers/run_peers.py on MiniLM and the
-# zoo (eager and torch.compile) with hone's numbers beside them. Every result is a JSON file.
+# zoo (eager and torch.compile) with hone's numbers beside them. sketch: the SKLinear landscape
+# (needs -DHONE_BUILD_BENCH=ON), eager and CUDA graphs, tensor-core kernels and cuBLAS. Every result is JSON.
 # Inputs and weights are random: timings only.
 set -uo pipefail
-out=${1:?usage: bench/run_gpu_benchmarks.sh OUT_DIR [hone|peers|all]}
+out=${1:?usage: bench/run_gpu_benchmarks.sh OUT_DIR [hone|peers|sketch|all]}
 what=${2:-all}
 hone=${HONE:-build-gpu/tools/hone/hone}
 python=${PYTHON:-python3}
@@ -46,4 +47,11 @@ if [[ $what == peers || $what == all ]]; then
   run peers-zoo-fp32.json "$python" bench/peers/run_peers.py --model mlp,cnn,mobilenet,transformer,lstm,attention \
     --device cuda --batch 1,64 --warmup 10 --iterations 100 --repeats 1 --peers eager --hone "$hone" \
     --json "$out/peers-zoo-fp32-full.json"
+fi
+
+if [[ $what == sketch || $what == all ]]; then
+  grid=${GRID:-build-gpu/bench/hone_sketched_linear_grid}
+  run sketch-grid-bf16.jsonl "$grid" cuda bf16 256 1024,4096,8192 1,2,4,8 16,32,64,128
+  run sketch-grid-fp16.jsonl "$grid" cuda fp16 256 1024,8192 1,8 16,128
+  run sketch-grid-fp32.jsonl "$grid" cuda fp32 256 1024,8192 1,8 16,128
 fi

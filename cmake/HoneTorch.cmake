@@ -54,6 +54,7 @@ if(HONE_CUDA)
     set(TORCH_CUDA_ARCH_LIST "9.0")
   endif()
   find_package(Torch REQUIRED)
+  enable_language(CUDA)  # hone's own kernels (src/ops/cuda)
   set(HONE_TORCH_LIBRARIES ${TORCH_LIBRARIES})
 else()
   # CPU-only: find the libraries ourselves, so that no CUDA toolkit is needed at configure time.

@@ -13,5 +13,7 @@ PassEntry quant_int8_dynamic_entry();
 PassEntry prune_structured_entry();
 PassEntry lowrank_svd_entry();
 PassEntry prune_magnitude_entry();
+// sketched layers
+PassEntry sketch_entry();
 
 }  // namespace hone::compress

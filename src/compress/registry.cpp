@@ -18,6 +18,8 @@ const std::vector<PassEntry>& pass_registry() {
       prune_structured_entry(),  // shrinks tensors while batch norms still scale channels
       lowrank_svd_entry(),
       fuse_conv_bn_entry(),     // folds BN before quantization sees the conv
+      sketch_entry(),           // after folding (a BatchNorm is folded into the conv before it is
+                                // sketched), before quantization
       prune_magnitude_entry(),  // after folding: zeros in the final (folded) weights stay zero
                                 // quantization passes
       quant_float_entry(),
@@ -50,6 +52,8 @@ std::string describe(const OptionSpec& spec) {
       return spec.choices.empty() ? "a string" : fmt::format("one of {}", fmt::join(spec.choices, ", "));
     case OptionSpec::Type::StringList:
       return spec.choices.empty() ? "a list of strings" : fmt::format("a list of {}", fmt::join(spec.choices, ", "));
+    case OptionSpec::Type::IntegerList:
+      return fmt::format("a non-empty list of integers in [{}, {}]", spec.minimum, spec.maximum);
   }
   return "?";
 }
@@ -76,6 +80,12 @@ void check_value(const PassEntry& entry, const OptionSpec& spec, const nlohmann:
     case OptionSpec::Type::StringList:
       ok = value.is_array() && std::all_of(value.begin(), value.end(), [&](const auto& item) {
              return item.is_string() && is_choice(spec, item.template get<std::string>());
+           });
+      break;
+    case OptionSpec::Type::IntegerList:
+      ok = value.is_array() && !value.empty() && std::all_of(value.begin(), value.end(), [&](const auto& item) {
+             return item.is_number_integer() && item.template get<double>() >= spec.minimum &&
+                    item.template get<double>() <= spec.maximum;
            });
       break;
   }

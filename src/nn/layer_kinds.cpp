@@ -19,6 +19,8 @@
 #include "hone/nn/residual_add_int8.h"
 // low-rank layer headers
 #include "hone/nn/linear_lowrank.h"
+#include "hone/nn/sketched_conv2d.h"
+#include "hone/nn/sketched_linear.h"
 
 namespace hone::nn {
 namespace {
@@ -114,6 +116,9 @@ const std::vector<LayerKind>& layer_kinds() {
       conv2d_float_kind(),
       // pruning and low-rank layer kinds
       linear_lowrank_kind(),
+      // sketched layer kinds
+      sketched_linear_kind(),
+      sketched_conv2d_kind(),
   };
   return kinds;
 }

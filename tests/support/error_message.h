@@ -19,4 +19,16 @@ std::string error_message(Body&& body) {
   return {};
 }
 
+/// Runs `body`, expects a hone::UsageError (bad flags or options), and returns its message.
+template <typename Body>
+std::string usage_error_message(Body&& body) {
+  try {
+    body();
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a hone::UsageError";
+  return {};
+}
+
 }  // namespace hone::testing

@@ -23,7 +23,8 @@ namespace hone::compress {
 
 /// One option of a pass, for validation and --help.
 struct OptionSpec {
-  enum class Type { Number, Integer, Boolean, String, StringList };
+  /// IntegerList: a non-empty JSON array of integers, each in [minimum, maximum] (e.g. a search grid).
+  enum class Type { Number, Integer, Boolean, String, StringList, IntegerList };
   std::string name;
   Type type = Type::Number;
   nlohmann::json default_value;              ///< null: required
