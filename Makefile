@@ -47,10 +47,10 @@ gpu-test:
 	cd build-gpu && ctest --output-on-failure -L cuda
 
 format:
-	find include src tools tests bench -name '*.h' -o -name '*.cpp' -o -name '*.cu' | xargs clang-format -i
+	find include src tools tests bench -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' | xargs clang-format -i
 
 lint: configure
-	find include src tools tests -name '*.h' -o -name '*.cpp' | xargs clang-format --dry-run --Werror
+	find include src tools tests -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' | xargs clang-format --dry-run --Werror
 	run-clang-tidy -p $(BUILD) -quiet 'src/.*' 2>/dev/null || clang-tidy -p $(BUILD) --quiet $$(find src -name '*.cpp')
 
 clean:

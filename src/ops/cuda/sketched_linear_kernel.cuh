@@ -10,15 +10,15 @@ namespace hone::ops::cuda_detail {
 enum class HalfKind { bf16, fp16 };
 
 struct SketchedLinearForward {
-  const void* x;      // [rows, in], row-major, contiguous
-  const void* s1;     // [L, in, k]
-  const void* s2;     // [L, k, out]
-  const void* u1;     // [L, k, out]
-  const void* u2;     // [L, in, k]
-  const void* bias;   // [out] or nullptr
-  void* y;            // [rows, out]
-  float* partial;     // workspace [splits, rows, 2Lk] (unused when splits == 1)
-  void* sketch;       // workspace [rows, 2Lk], the input's dtype
+  const void* x;     // [rows, in], row-major, contiguous
+  const void* s1;    // [L, in, k]
+  const void* s2;    // [L, k, out]
+  const void* u1;    // [L, k, out]
+  const void* u2;    // [L, in, k]
+  const void* bias;  // [out] or nullptr
+  void* y;           // [rows, out]
+  float* partial;    // workspace [splits, rows, 2Lk] (unused when splits == 1)
+  void* sketch;      // workspace [rows, 2Lk], the input's dtype
   int64_t rows, in, out, terms, rank;
   int64_t splits, k_per_split;  // split of the in-dimension reduction of the first product
 };
