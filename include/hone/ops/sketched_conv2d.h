@@ -15,11 +15,11 @@
 /// in the memory format at::conv2d gives for x (channels-last in, channels-last out). The op
 /// averages over however many terms s holds; the layer (hone/nn/sketched_conv2d.h) always uses 2L.
 ///
-/// Implementations, all the same fused form: ONE convolution with all T·k output channels stacked,
-/// then ONE channel projection by the stacked [out, T·k] matrix scaled by 1/T, bias added in the
-/// same addmm (channels-last) or baddbmm (NCHW):
-/// - CPU: ATen's convolution (oneDNN where available) and BLAS;
-/// - CUDA: cuDNN for the convolution, which runs on tensor cores for bf16/fp16 (and for fp32 only
+/// Implementations: one fused form for every device (a CompositeExplicitAutograd kernel): ONE
+/// convolution with all T·k output channels stacked, then ONE channel projection by the stacked
+/// [out, T·k] matrix scaled by 1/T, bias added in the same addmm (channels-last) or baddbmm (NCHW):
+/// - on CPU: ATen's convolution (oneDNN where available) and BLAS;
+/// - on CUDA: cuDNN for the convolution, which runs on tensor cores for bf16/fp16 (and for fp32 only
 ///   if the caller allowed tf32 for cuDNN), cuBLAS for the projection; no custom kernel;
 /// - Autograd: explicit gradients for x, s and b through at::convolution_backward and one matmul
 ///   (none for the sketches u).
