@@ -13,6 +13,7 @@
 #include "hone/core/error.h"
 #include "hone/randnla/cqrrpt.h"
 #include "support/error_message.h"
+#include "support/matrix_with_spectrum.h"
 #include "support/relative_error.h"
 #include "support/tolerances.h"
 
@@ -22,16 +23,8 @@ namespace {
 using testing::error_message;
 using ::testing::HasSubstr;
 using testing::kFp64Factorization;
+using testing::matrix_with_spectrum;
 using testing::relative_error;
-
-/// m x n with singular values `s` (length k <= n) and random orthonormal singular vectors.
-at::Tensor matrix_with_spectrum(std::int64_t m, std::int64_t n, const at::Tensor& s, std::uint64_t seed) {
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
-  const std::int64_t k = s.size(0);
-  const at::Tensor u = std::get<0>(at::linalg_qr(at::randn({m, k}, generator, at::kDouble)));
-  const at::Tensor v = std::get<0>(at::linalg_qr(at::randn({n, k}, generator, at::kDouble)));
-  return at::matmul(u * s, v.t());
-}
 
 /// ‖A[:, J] - Q·R‖_F / ‖A‖_F.
 double factorization_error(const at::Tensor& a, const Cqrrpt& qr) {

@@ -12,6 +12,7 @@
 #include "hone/core/error.h"
 #include "hone/randnla/randomized_svd.h"
 #include "support/error_message.h"
+#include "support/matrix_with_spectrum.h"
 #include "support/relative_error.h"
 #include "support/tolerances.h"
 
@@ -21,6 +22,7 @@ namespace {
 using testing::error_message;
 using ::testing::HasSubstr;
 using testing::kFp64Factorization;
+using testing::matrix_with_spectrum;
 using testing::relative_error;
 
 /// With q = 2 power iterations the randomized error may exceed the optimal rank-r error by at most
@@ -30,15 +32,6 @@ constexpr double kNearOptimalFactor = 1.1;
 /// HMT Theorem 10.5's expected bound without power iterations, sqrt(1 + r/(p-1)) at r = 20, p = 10
 /// (measured 1.02-1.07).
 constexpr double kNoPowerIterationFactor = 1.795;
-
-/// m x n with singular values `s` (length k <= min(m, n)) and random orthonormal singular vectors.
-at::Tensor matrix_with_spectrum(std::int64_t m, std::int64_t n, const at::Tensor& s, std::uint64_t seed) {
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
-  const std::int64_t k = s.size(0);
-  const at::Tensor u = std::get<0>(at::linalg_qr(at::randn({m, k}, generator, at::kDouble)));
-  const at::Tensor v = std::get<0>(at::linalg_qr(at::randn({n, k}, generator, at::kDouble)));
-  return at::matmul(u * s, v.t());
-}
 
 /// s_j = exp(-j / 4): rapidly decaying, σ_21/σ_1 ≈ 7e-3.
 at::Tensor decaying_spectrum(std::int64_t k) { return at::exp(-at::arange(k, at::kDouble) / 4.0); }
