@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "hone/bench/statistics.h"
 #include "hone/ops/sketched_linear.h"
 
 namespace {
@@ -37,10 +38,7 @@ std::vector<std::int64_t> parse_list(const std::string& text) {
   return values;
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
+double median(std::vector<double> values) { return hone::bench::percentile(std::move(values), 50); }
 
 // Median milliseconds of `body` (which picks its own rotating input from the call index).
 double time_ms(const torch::Device& device, int repeats, const std::function<void(int)>& body) {
@@ -103,13 +101,13 @@ void set_path(const char* path) {
 
 std::int64_t peak_bytes(const torch::Device& device, const std::function<void()>& body) {
   if (!device.is_cuda()) return -1;
+  const c10::DeviceIndex index = device.index() < 0 ? 0 : device.index();
   torch::cuda::synchronize();
-  c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
-  const auto before = c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].current;
+  c10::cuda::CUDACachingAllocator::resetPeakStats(index);
+  const auto before = c10::cuda::CUDACachingAllocator::getDeviceStats(index).allocated_bytes[0].current;
   body();
   torch::cuda::synchronize();
-  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
-  return stats.allocated_bytes[0].peak - before;
+  return c10::cuda::CUDACachingAllocator::getDeviceStats(index).allocated_bytes[0].peak - before;
 }
 
 }  // namespace
