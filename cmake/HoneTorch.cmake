@@ -74,6 +74,8 @@ message(STATUS "hone: torch ${HONE_TORCH_VERSION} (CUDA '${HONE_TORCH_CUDA}') fr
 # The torch 2.11 wheel's libtorch exports its own copy of some std::filesystem functions
 # (pytorch/pytorch#133437), and its std::filesystem::remove_all crashes when it wins symbol
 # resolution. Putting libstdc++ in front of the torch libraries in every hone binary's
-# DT_NEEDED list makes the real libstdc++ the one that binds.
+# DT_NEEDED list makes the real libstdc++ the one that binds here. On the lent GPU machine (its own
+# GCC in /opt/gcc) libtorch's copy still won and crashed the CUDA profile test, so hone no longer
+# calls std::filesystem::remove_all at all (hone::remove_tree, src/core/fs.cpp).
 add_library(hone_libstdcxx_first INTERFACE)
 target_link_options(hone_libstdcxx_first INTERFACE "LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")

@@ -1,6 +1,7 @@
 #include "hone/core/fs.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -121,6 +122,20 @@ void MappedFile::release() {
   if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
   data_ = nullptr;
   size_ = 0;
+}
+
+bool remove_tree(const std::filesystem::path& path) noexcept {
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) != 0) return errno == ENOENT;
+  // Depth first, not crossing into symbolic links: each entry after its children.
+  static thread_local bool all_removed;
+  all_removed = true;
+  const auto remove_entry = [](const char* name, const struct stat*, int, struct FTW*) {
+    if (::remove(name) != 0) all_removed = false;
+    return 0;  // keep going: remove what can be removed
+  };
+  if (::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) return false;
+  return all_removed;
 }
 
 }  // namespace hone

@@ -27,6 +27,26 @@ TEST(FsTest, AtomicWriteThenReadRoundTrips) {
   EXPECT_EQ(count_files(dir.path()), 1u) << "no temp file may remain";
 }
 
+TEST(FsTest, RemoveTreeRemovesNestedEntriesButNotWhatALinkPointsTo) {
+  testing::TempDir dir;
+  namespace fs = std::filesystem;
+  const auto outside = dir / "outside";
+  fs::create_directories(outside);
+  write_file_atomic(outside / "keep.txt", std::string("kept"));
+  const auto tree = dir / "tree";
+  fs::create_directories(tree / "a" / "b");
+  write_file_atomic(tree / "top.txt", std::string("1"));
+  write_file_atomic(tree / "a" / "b" / "deep.txt", std::string("2"));
+  fs::create_directory_symlink(outside, tree / "a" / "link");
+  EXPECT_TRUE(remove_tree(tree));
+  EXPECT_FALSE(fs::exists(tree));
+  EXPECT_EQ(read_file(outside / "keep.txt"), "kept") << "a symbolic link is removed, not followed";
+  EXPECT_TRUE(remove_tree(tree)) << "a missing path is already removed";
+  write_file_atomic(dir / "file.txt", std::string("x"));
+  EXPECT_TRUE(remove_tree(dir / "file.txt"));
+  EXPECT_FALSE(fs::exists(dir / "file.txt"));
+}
+
 TEST(FsTest, FailingWriterLeavesTheOldFileAndNoTempFile) {
   testing::TempDir dir;
   write_file_atomic(dir / "keep.txt", std::string("original"));

@@ -1,5 +1,7 @@
 #include "support/temp_dir.h"
 
+#include "hone/core/fs.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -16,9 +18,6 @@ TempDir::TempDir(const std::string& prefix) {
   if (!std::filesystem::create_directories(path_)) throw std::runtime_error("cannot create " + path_.string());
 }
 
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
+TempDir::~TempDir() { remove_tree(path_); }
 
 }  // namespace hone::testing

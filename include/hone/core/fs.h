@@ -20,6 +20,12 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view bytes
 void write_file_atomic(const std::filesystem::path& path,
                        const std::function<void(const std::filesystem::path&)>& writer);
 
+/// Removes `path` and everything under it, without following symbolic links; a missing path is
+/// not an error. Returns false when something could not be removed; never throws. hone uses it
+/// instead of std::filesystem::remove_all, which the torch wheel's libtorch also exports (a copy
+/// that crashes when it wins symbol binding, as it did on the GPU machine; pytorch/pytorch#133437).
+bool remove_tree(const std::filesystem::path& path) noexcept;
+
 /// A private (copy-on-write) memory map of a whole file (RAII): writes through it never reach the
 /// file. Empty files map to size() == 0.
 class MappedFile {
