@@ -4,7 +4,8 @@
 // the peak memory of forward+backward, parameters and buffers. Forward is timed twice: eager (what
 // a plain loop sees, including each call's CPU launch cost) and replayed from a CUDA graph of ten
 // calls (the GPU's own time, as `hone bench --cuda-graphs` runs a model); sketched forwards on
-// both CUDA paths (tensor-core kernels and cuBLAS). Random tensors: timings only.
+// both CUDA paths (tensor-core kernels and cuBLAS) and through the nn::SketchedLinear layer, which
+// keeps its operands packed at inference (where L·k <= 64). Random tensors: timings only.
 // Inputs rotate through enough buffers to exceed the last-level cache.
 //   hone_sketched_linear_grid [DEVICE] [DTYPE] [BATCH] [SIZES] [TERMS] [RANKS] [REPEATS]
 //   e.g. build/bench/hone_sketched_linear_grid cuda bf16 256 1024,4096,8192 1,2,4,8 16,32,64,128
@@ -25,72 +26,16 @@
 #include <string>
 #include <vector>
 
+#include "gpu_timing.h"
 #include "hone/bench/statistics.h"
+#include "hone/nn/sketched_linear.h"
 #include "hone/ops/sketched_linear.h"
 
+using hone::bench::micro::graph_time_ms;
+using hone::bench::micro::parse_list;
+using hone::bench::micro::time_ms;
+
 namespace {
-
-std::vector<std::int64_t> parse_list(const std::string& text) {
-  std::vector<std::int64_t> values;
-  std::stringstream stream(text);
-  std::string item;
-  while (std::getline(stream, item, ',')) values.push_back(std::stoll(item));
-  return values;
-}
-
-double median(std::vector<double> values) { return hone::bench::percentile(std::move(values), 50); }
-
-// Median milliseconds of `body` (which picks its own rotating input from the call index).
-double time_ms(const torch::Device& device, int repeats, const std::function<void(int)>& body) {
-  for (int i = 0; i < 10; ++i) body(i);
-  std::vector<double> samples;
-  if (device.is_cuda()) {
-    torch::cuda::synchronize();
-    for (int r = 0; r < repeats; ++r) {
-      auto start = at::cuda::CUDAEvent(cudaEventDefault), stop = at::cuda::CUDAEvent(cudaEventDefault);
-      start.record();
-      for (int i = 0; i < 10; ++i) body(r * 10 + i);
-      stop.record();
-      stop.synchronize();
-      samples.push_back(start.elapsed_time(stop) / 10.0);
-    }
-  } else {
-    for (int r = 0; r < repeats; ++r) {
-      const auto t0 = std::chrono::steady_clock::now();
-      body(r);
-      samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-  }
-  return median(samples);
-}
-
-// Median milliseconds per call of ten calls of `body` captured in one CUDA graph and replayed.
-double graph_time_ms(int repeats, const std::function<void(int)>& body) {
-  torch::NoGradGuard no_grad;
-  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
-  torch::cuda::synchronize();
-  at::cuda::CUDAGraph graph;
-  {
-    const c10::cuda::CUDAStreamGuard guard(side);
-    for (int i = 0; i < 3; ++i) body(i);
-    side.synchronize();
-    graph.capture_begin();
-    for (int i = 0; i < 10; ++i) body(i);
-    graph.capture_end();
-  }
-  side.synchronize();
-  for (int i = 0; i < 3; ++i) graph.replay();
-  std::vector<double> samples;
-  for (int r = 0; r < repeats; ++r) {
-    auto start = at::cuda::CUDAEvent(cudaEventDefault), stop = at::cuda::CUDAEvent(cudaEventDefault);
-    start.record();
-    graph.replay();
-    stop.record();
-    stop.synchronize();
-    samples.push_back(start.elapsed_time(stop) / 10.0);
-  }
-  return median(samples);
-}
 
 void set_path(const char* path) {
   if (path == nullptr)
@@ -181,6 +126,19 @@ int main(int argc, char** argv) {
           graphed[p] = graph_time_ms(repeats, sketched_forward);
         }
         set_path(nullptr);
+        // The layer (nn::SketchedLinear) at inference keeps its operands packed (CUDA): timed where
+        // building it is cheap (its exact double-precision init costs ~in·out·L·k on the CPU).
+        double layer_eager = -1, layer_graphed = -1;
+        if (device.is_cuda() && terms * rank <= 64) {
+          hone::nn::SketchedLinear layer(hone::nn::SketchedLinearOptions{size, size, terms, rank, true, 7});
+          layer->to(device, dtype);
+          auto layer_forward = [&](int i) {
+            torch::NoGradGuard no_grad;
+            layer->forward(inputs[i % rotation]);
+          };
+          layer_eager = time_ms(device, repeats, layer_forward);
+          layer_graphed = graph_time_ms(repeats, layer_forward);
+        }
         const double forward = time_ms(device, repeats, sketched_forward);
         const double forward_graph = device.is_cuda() ? graph_time_ms(repeats, sketched_forward) : -1;
         const double backward = time_ms(device, repeats, [&](int i) {
@@ -196,14 +154,15 @@ int main(int argc, char** argv) {
             "\"dtype\": \"%s\", \"batch\": %ld, \"in\": %ld, \"out\": %ld, \"terms\": %ld, \"rank\": %ld, "
             "\"forward_ms\": %.5f, \"forward_graph_ms\": %.5f, \"tensor_cores_forward_ms\": %.5f, "
             "\"tensor_cores_forward_graph_ms\": %.5f, \"cublas_forward_ms\": %.5f, \"cublas_forward_graph_ms\": %.5f, "
+            "\"layer_forward_ms\": %.5f, \"layer_forward_graph_ms\": %.5f, "
             "\"forward_backward_ms\": %.5f, \"peak_bytes\": %ld, \"parameters\": %ld, "
             "\"buffers\": %ld, \"dense_forward_ms\": %.5f, \"dense_forward_graph_ms\": %.5f, "
             "\"dense_forward_backward_ms\": %.5f, \"forward_speedup\": %.3f, \"forward_graph_speedup\": %.3f, "
             "\"forward_backward_speedup\": %.3f}\n",
             kernel.c_str(), device.str().c_str(), dtype_name.c_str(), batch, size, size, terms, rank, forward,
-            forward_graph, eager[0], graphed[0], eager[1], graphed[1], backward, peak, terms * rank * 2 * size + size,
-            terms * rank * 2 * size, dense_forward, dense_graph, dense_backward, dense_forward / forward,
-            dense_graph / forward_graph, dense_backward / backward);
+            forward_graph, eager[0], graphed[0], eager[1], graphed[1], layer_eager, layer_graphed, backward, peak,
+            terms * rank * 2 * size + size, terms * rank * 2 * size, dense_forward, dense_graph, dense_backward,
+            dense_forward / forward, dense_graph / forward_graph, dense_backward / backward);
         std::fflush(stdout);
       }
   }

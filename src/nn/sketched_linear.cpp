@@ -1,10 +1,13 @@
 #include "hone/nn/sketched_linear.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/nn/init.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <ostream>
+#include <string>
 
 #include "hone/core/error.h"
 #include "hone/ops/sketched_linear.h"
@@ -65,7 +68,39 @@ void SketchedLinearImpl::init_from(const torch::Tensor& weight, const std::optio
         "bias", bias_value.has_value() ? bias_value->detach().clone().to(options) : torch::zeros({o.out}, options));
 }
 
+const SketchedLinearImpl::Packed& SketchedLinearImpl::packed() {
+  const std::array<const torch::Tensor*, 4> sources{&s1, &s2, &u1, &u2};
+  Packed key;
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    key.data[i] = sources[i]->data_ptr();
+    key.versions[i] = sources[i]->_version();
+  }
+  if (!packed_ || packed_->data != key.data || packed_->versions != key.versions) {
+    torch::NoGradGuard no_grad;
+    key.left = ops::sketched_linear_pack_left(s1, u2);
+    key.right = ops::sketched_linear_pack_right(u1, s2);
+    packed_ = std::move(key);
+  }
+  return *packed_;
+}
+
 torch::Tensor SketchedLinearImpl::forward(const torch::Tensor& x) {
+  const bool wants_grad =
+      at::GradMode::is_enabled() &&
+      (x.requires_grad() || s1.requires_grad() || s2.requires_grad() || (bias.defined() && bias.requires_grad()));
+  const char* forced = std::getenv("HONE_SKETCH_KERNEL");
+  const bool op_path = forced != nullptr && std::string(forced) == "tensor_cores";
+  if (x.is_cuda() && !wants_grad && !op_path && x.scalar_type() == s1.scalar_type() && s1.is_cuda() && x.dim() >= 1 &&
+      x.size(-1) == options_.in) {
+    const Packed& p = packed();
+    auto out_shape = x.sizes().vec();
+    out_shape.back() = options_.out;
+    const auto rows = x.reshape({-1, options_.in});
+    const auto sketch = at::mm(rows.is_contiguous() ? rows : rows.contiguous(), p.left);
+    const double scale = 1.0 / static_cast<double>(2 * options_.terms);
+    const auto y = bias.defined() ? at::addmm(bias, sketch, p.right, 1.0, scale) : at::mm(sketch, p.right).mul_(scale);
+    return y.view(out_shape);
+  }
   return ops::sketched_linear(x, s1, s2, u1, u2, bias.defined() ? std::optional<torch::Tensor>(bias) : std::nullopt);
 }
 

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "hone/core/device.h"
+#include "hone/nn/sketched_linear.h"
 #include "hone/ops/sketched_linear.h"
 #include "support/relative_error.h"
 #include "support/tolerances.h"
@@ -155,6 +156,32 @@ TEST(SketchedLinearCudaStreams, LargeShapesUseTheSplitKernelAndStayExact) {
       EXPECT_LT(relative_error(run(q).cpu(), exact_of(q)), testing::kBf16.relative) << terms << "x" << rank << path;
       unsetenv("HONE_SKETCH_KERNEL");
     }
+}
+
+TEST(SketchedLinearLayerCuda, InferenceWithCachedPackingEqualsTheOpAndFollowsParameterChanges) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU visible";
+  torch::manual_seed(41);
+  for (const auto dtype : {torch::kBFloat16, torch::kFloat}) {
+    nn::SketchedLinear layer(nn::SketchedLinearOptions{96, 72, 3, 20, true, 5});
+    layer->to(torch::kCUDA, dtype);
+    const auto x = torch::randn({2, 17, 96}, torch::TensorOptions().device(torch::kCUDA).dtype(dtype));
+    auto op = [&] { return ops::sketched_linear(x, layer->s1, layer->s2, layer->u1, layer->u2, layer->bias); };
+    torch::Tensor cached;
+    {
+      torch::NoGradGuard no_grad;
+      cached = layer->forward(x);
+      EXPECT_TRUE(torch::equal(cached, op())) << "the same cuBLAS products on the same operands";
+      layer->s2.mul_(2);  // an in-place change (an optimizer step) must reach the next call
+      const auto changed = layer->forward(x);
+      EXPECT_FALSE(torch::equal(changed, cached));
+      EXPECT_TRUE(torch::equal(changed, op()));
+    }
+    // With gradients wanted, the call goes through the op's autograd kernel.
+    const auto y = layer->forward(x);
+    ASSERT_TRUE(y.requires_grad());
+    y.sum().backward();
+    EXPECT_TRUE(layer->s1.grad().defined());
+  }
 }
 
 }  // namespace

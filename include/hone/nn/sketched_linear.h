@@ -17,6 +17,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 
@@ -41,6 +42,10 @@ class SketchedLinearImpl : public torch::nn::Module {
                      const std::optional<torch::Tensor>& bias);
 
   /// x [..., in] -> [..., out] through hone::sketched_linear (CPU, CUDA and autograd kernels).
+  /// Inference on CUDA (no gradient wanted) skips the op's per-call packing: the layer keeps
+  /// [S1|U2] and [U1;S2] packed (rebuilt when a parameter or sketch changes: its version counter,
+  /// storage or device) and runs the op's own cuBLAS products on them, so results are identical.
+  /// HONE_SKETCH_KERNEL=tensor_cores sends every call to the op.
   torch::Tensor forward(const torch::Tensor& x);
   /// The dense [out, in] weight this layer computes (1/(2L)·Σ (S1ᵢU1ᵢ + U2ᵢS2ᵢ))ᵀ.
   torch::Tensor effective_weight() const;
@@ -55,7 +60,15 @@ class SketchedLinearImpl : public torch::nn::Module {
 
  private:
   void init_from(const torch::Tensor& weight, const std::optional<torch::Tensor>& bias_value);
+  /// The packed operands for inference, valid while `sources` are unchanged.
+  struct Packed {
+    std::array<const void*, 4> data{};
+    std::array<std::int64_t, 4> versions{};
+    torch::Tensor left, right;  ///< [in, 2Lk], [2Lk, out]
+  };
+  const Packed& packed();
   SketchedLinearOptions options_;
+  std::optional<Packed> packed_;
 };
 TORCH_MODULE(SketchedLinear);
 
