@@ -14,6 +14,8 @@ const std::vector<DatasetEntry>& dataset_registry() {
        TaskKind::kForecasting, load_goldsilver, goldsilver_info},
       {"fine-foods", "Amazon fine-food reviews, great/other, as frozen MiniLM embeddings (Debian r-cran-modeldata)",
        TaskKind::kClassification, load_fine_foods, fine_foods_info},
+      {"fine-foods-int8", "the fine-foods reviews embedded by MiniLM after quant_int8_dynamic (int8 cost downstream)",
+       TaskKind::kClassification, load_fine_foods_int8, fine_foods_int8_info},
   };
   return kEntries;
 }

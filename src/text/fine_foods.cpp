@@ -1,11 +1,15 @@
 // The downstream text task: Amazon fine-food reviews (r-cran-modeldata's small_fine_foods, exported
 // by the set-up), label "great" or "other", as frozen all-MiniLM-L6-v2 sentence embeddings. The
 // embeddings are computed once per machine (fp32, CPU) and cached beside the exported reviews.
+// `fine-foods-int8` is the same reviews embedded by the encoder after hone's quant_int8_dynamic
+// pass: a probe trained on `fine-foods` and evaluated there measures what int8 costs downstream.
 #include <ATen/ATen.h>
 
 #include <fstream>
 #include <optional>
 
+#include "hone/compress/editor.h"
+#include "hone/compress/pass.h"
 #include "hone/core/error.h"
 #include "hone/core/log.h"
 #include "hone/core/progress.h"
@@ -59,21 +63,39 @@ std::string encoder_fingerprint(const fs::path& model_dir) {
   return fmt::format("{}:{}:{}", weights.string(), fs::file_size(weights), time);
 }
 
+/// Which encoder embeds the reviews: the fp32 model or its int8 dynamic version.
+enum class EncoderVariant { kFp32, kInt8Dynamic };
+
 /// The encoder, loaded on first need and shared by the splits (none when every cache is valid).
 struct LazyEncoder {
+  explicit LazyEncoder(EncoderVariant v)
+      : variant(v),
+        fingerprint(encoder_fingerprint(model_dir) + (v == EncoderVariant::kInt8Dynamic ? "+quant_int8_dynamic" : "")) {
+  }
+  EncoderVariant variant;
   fs::path model_dir = minilm_dir();
-  std::string fingerprint = encoder_fingerprint(model_dir);
+  std::string fingerprint;
   std::optional<text::SentenceEncoder> encoder;
   const text::SentenceEncoder& get() {
+    if (encoder) return *encoder;
     // fp32 on the CPU, the model's 256 tokens: the reference setting.
-    if (!encoder) encoder = text::SentenceEncoder::load(model_dir, text::SentenceEncoderOptions{});
+    encoder = text::SentenceEncoder::load(model_dir, text::SentenceEncoderOptions{});
+    if (variant == EncoderVariant::kInt8Dynamic) {
+      // The pass's defaults: every Linear int8 per channel, as `hone compress --quant int8-dynamic` makes it.
+      compress::ModelEditor editor(encoder->model());
+      compress::PassContext context;
+      context.editor = &editor;
+      const auto& entry = compress::find_pass("quant_int8_dynamic");
+      entry.make()->apply(encoder->model(), compress::validate_options(entry, nlohmann::json::object()), context);
+    }
     return *encoder;
   }
+  std::string cache_prefix() const { return variant == EncoderVariant::kInt8Dynamic ? "minilm-int8" : "minilm"; }
 };
 
 /// Embeddings [N, 384] of a split, from the cache when it was made from the same reviews and model.
 at::Tensor embed_split(const std::string& split, const Reviews& reviews, const fs::path& dir, LazyEncoder& lazy) {
-  const fs::path cache = dir / fmt::format("minilm-{}.safetensors", split);
+  const fs::path cache = dir / fmt::format("{}-{}.safetensors", lazy.cache_prefix(), split);
   const std::string& fingerprint = lazy.fingerprint;
   std::error_code ec;
   if (fs::is_regular_file(cache, ec)) {
@@ -92,7 +114,8 @@ at::Tensor embed_split(const std::string& split, const Reviews& reviews, const f
     }
   }
   const text::SentenceEncoder& encoder = lazy.get();
-  ProgressBar bar(static_cast<std::int64_t>(reviews.texts.size()), fmt::format("embed fine-foods {}", split));
+  ProgressBar bar(static_cast<std::int64_t>(reviews.texts.size()),
+                  fmt::format("embed fine-foods {} ({})", split, lazy.cache_prefix()));
   const auto embeddings =
       encoder.encode(reviews.texts, [&](std::int64_t done, std::int64_t) { bar.advance(done - bar.done()); });
   bar.finish();
@@ -106,9 +129,11 @@ at::Tensor embed_split(const std::string& split, const Reviews& reviews, const f
 
 }  // namespace
 
-DatasetInfo fine_foods_info(const DataOptions&) {
+namespace {
+
+DatasetInfo info_for(EncoderVariant variant) {
   DatasetInfo info;
-  info.name = "fine-foods";
+  info.name = variant == EncoderVariant::kInt8Dynamic ? "fine-foods-int8" : "fine-foods";
   info.task = TaskKind::kClassification;
   info.input_shape = {kDimension};
   info.num_classes = 2;
@@ -116,15 +141,16 @@ DatasetInfo fine_foods_info(const DataOptions&) {
   return info;
 }
 
-LoadedData load_fine_foods(const DataOptions& options) {
+LoadedData load_variant(const DataOptions& options, EncoderVariant variant) {
   const fs::path dir = exported_data_dir() / "fine-foods";
   const Reviews train = read_reviews(dir / "train.tsv");
   const Reviews test = read_reviews(dir / "test.tsv");
-  LazyEncoder encoder;
+  LazyEncoder encoder(variant);
   const at::Tensor train_x = embed_split("train", train, dir, encoder);
   const at::Tensor test_x = embed_split("test", test, dir, encoder);
   const auto labels = [](const Reviews& r) { return at::tensor(r.labels, at::TensorOptions().dtype(at::kLong)); };
-  // The official training set, in a fixed shuffle, gives the last tenth to validation.
+  // The official training set, in a fixed shuffle, gives the last tenth to validation (the same
+  // reviews in every variant).
   const std::int64_t n = train_x.size(0);
   auto generator = at::make_generator<at::CPUGeneratorImpl>(/*seed=*/20260417);
   const at::Tensor order = at::randperm(n, generator, at::TensorOptions().dtype(at::kLong));
@@ -134,16 +160,28 @@ LoadedData load_fine_foods(const DataOptions& options) {
   auto cap = [&](std::int64_t k) { return options.limit > 0 ? std::min(k, options.limit) : k; };
 
   LoadedData data;
-  data.info = fine_foods_info(options);
+  data.info = info_for(variant);
   data.train.dataset = TensorDataset(x.narrow(0, 0, cap(n_train)), y.narrow(0, 0, cap(n_train)));
   data.val.dataset = TensorDataset(x.narrow(0, n_train, cap(n_val)), y.narrow(0, n_train, cap(n_val)));
   data.test.dataset = TensorDataset(test_x.narrow(0, 0, cap(n_test)), labels(test).narrow(0, 0, cap(n_test)));
   data.provenance = {{"source", dir.string()},
                      {"package", "r-cran-modeldata (small_fine_foods)"},
-                     {"features", "all-MiniLM-L6-v2 sentence embeddings (frozen, fp32, 256 tokens)"},
+                     {"features", variant == EncoderVariant::kInt8Dynamic
+                                      ? "all-MiniLM-L6-v2 sentence embeddings, encoder after quant_int8_dynamic "
+                                        "(frozen, int8 weights, 256 tokens)"
+                                      : "all-MiniLM-L6-v2 sentence embeddings (frozen, fp32, 256 tokens)"},
                      {"encoder", minilm_dir().string()},
                      {"split", {{"train", cap(n_train)}, {"val", cap(n_val)}, {"test", cap(n_test)}}}};
   return data;
+}
+
+}  // namespace
+
+DatasetInfo fine_foods_info(const DataOptions&) { return info_for(EncoderVariant::kFp32); }
+LoadedData load_fine_foods(const DataOptions& options) { return load_variant(options, EncoderVariant::kFp32); }
+DatasetInfo fine_foods_int8_info(const DataOptions&) { return info_for(EncoderVariant::kInt8Dynamic); }
+LoadedData load_fine_foods_int8(const DataOptions& options) {
+  return load_variant(options, EncoderVariant::kInt8Dynamic);
 }
 
 }  // namespace hone::data

@@ -4,6 +4,8 @@
 #include <torch/nn/functional/loss.h>
 #include <torch/utils.h>
 
+#include <fmt/ranges.h>
+
 #include "hone/core/device.h"
 #include "hone/core/error.h"
 #include "hone/train/checkpoint.h"
@@ -54,22 +56,37 @@ EvalMetrics evaluate(models::Model& model, const data::DataSplit& split, data::T
 }
 
 nlohmann::json RunEvaluation::to_json() const {
-  return {
-      {"architecture", architecture}, {"dataset", dataset}, {"parameters", parameters}, {"metrics", metrics.to_json()}};
+  return {{"architecture", architecture},
+          {"dataset", dataset},
+          {"parameters", parameters},
+          {"buffer_values", buffer_values},
+          {"metrics", metrics.to_json()}};
 }
 
 RunEvaluation evaluate_run(const std::filesystem::path& run_dir, const std::string& device_name,
-                           const std::string& split, std::int64_t batch_size) {
+                           const std::string& split, std::int64_t batch_size, const std::string& dataset) {
   if (split != "test" && split != "val") fail_usage("unknown split '{}': expected test or val", split);
   const c10::Device device = parse_device(device_name);
   const RunConfig config = load_run_config(run_dir);
   models::ModelPtr model = load_run_model(run_dir);
   model->to(device);
-  const data::LoadedData data = data::load_dataset(config.dataset, config.data_options);
+  const std::string name = dataset.empty() ? config.dataset : dataset;
+  if (name != config.dataset) {
+    const auto trained = data::describe_dataset(config.dataset, config.data_options);
+    const auto other = data::describe_dataset(name, config.data_options);
+    if (trained.task != other.task || trained.input_shape != other.input_shape ||
+        trained.num_classes != other.num_classes || trained.num_outputs != other.num_outputs) {
+      fail_usage("cannot evaluate {} (trained on {}, inputs {}) on {} (inputs {}): task, input shape or classes differ",
+                 run_dir.string(), config.dataset, fmt::join(trained.input_shape, "x"), name,
+                 fmt::join(other.input_shape, "x"));
+    }
+  }
+  const data::LoadedData data = data::load_dataset(name, config.data_options);
   RunEvaluation result;
   result.architecture = config.architecture;
-  result.dataset = config.dataset;
+  result.dataset = name;
   result.parameters = models::count_parameters(*model);
+  for (const auto& buffer : model->buffers()) result.buffer_values += buffer.numel();
   result.metrics = evaluate(*model, split == "test" ? data.test : data.val, data.info.task, split, device, batch_size);
   return result;
 }

@@ -86,6 +86,25 @@ TEST(CliTest, TrainThenEvalAgreeThroughJson) {
   EXPECT_THAT(again.err, HasSubstr("--resume"));
 }
 
+TEST(CliTest, EvalOnAnotherDatasetNeedsTheSameShape) {
+  testing::TempDir dir;
+  const std::string run_dir = (dir / "run").string();
+  ASSERT_EQ(run("train -m mlp -d digits --epochs 1 -q -o " + run_dir).code, 0);
+  const Result same = run("eval " + run_dir + " --data digits --json");
+  ASSERT_EQ(same.code, 0) << same.err;
+  const auto j = nlohmann::json::parse(same.out);
+  EXPECT_EQ(j.at("dataset"), "digits");
+  EXPECT_GT(j.at("parameters").get<std::int64_t>(), 0);
+  EXPECT_EQ(j.at("buffer_values").get<std::int64_t>(), 0) << "an mlp has no buffers";
+  const Result other = run("eval " + run_dir + " --data fashion-mnist");
+  EXPECT_EQ(other.code, 2);
+  EXPECT_THAT(other.err, HasSubstr("trained on digits"));
+  EXPECT_THAT(other.err, HasSubstr("input shape"));
+  const Result unknown = run("eval " + run_dir + " --data no-such-data");
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_THAT(unknown.err, HasSubstr("no-such-data"));
+}
+
 TEST(CliTest, BenchJsonFollowsItsSchema) {
   const Result r = run("bench mlp --batch 1,2 --warmup 1 --iterations 3 --json");
   ASSERT_EQ(r.code, 0) << r.err;

@@ -11,6 +11,7 @@
 ///   fine-foods     Debian r-cran-modeldata (small_fine_foods, exported by the set-up): Amazon
 ///                  fine-food reviews, great / other, as frozen all-MiniLM-L6-v2 embeddings [384]
 ///                  (train 3,600 / val 400 = a fixed tenth of the official 4,000 / test 1,000)
+///   fine-foods-int8  the same reviews and splits, embedded by the encoder after quant_int8_dynamic
 ///
 /// How to add a dataset: a loader in src/data/<name>.cpp returning LoadedData, one line in
 /// src/data/registry.cpp. See docs/adding-a-model-or-dataset.md.
@@ -74,11 +75,13 @@ DatasetInfo describe_dataset(const std::string& name, const DataOptions& options
 LoadedData load_fashion_mnist(const DataOptions& options);
 LoadedData load_digits(const DataOptions& options);
 LoadedData load_goldsilver(const DataOptions& options);
-LoadedData load_fine_foods(const DataOptions& options);  // src/text/fine_foods.cpp
+LoadedData load_fine_foods(const DataOptions& options);       // src/text/fine_foods.cpp
+LoadedData load_fine_foods_int8(const DataOptions& options);  // src/text/fine_foods.cpp
 DatasetInfo fashion_mnist_info(const DataOptions& options);
 DatasetInfo digits_info(const DataOptions& options);
 DatasetInfo goldsilver_info(const DataOptions& options);
 DatasetInfo fine_foods_info(const DataOptions& options);
+DatasetInfo fine_foods_int8_info(const DataOptions& options);
 
 /// Builds forecasting windows from a [days, features] price table (column 0 is the target
 /// series): log-returns, chronological split, normalization from train only. Exposed for tests.
