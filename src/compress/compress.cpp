@@ -129,10 +129,7 @@ std::vector<at::Tensor> first_batches(const data::TensorDataset& dataset, std::i
   return out;
 }
 
-void remove_all_quietly(const fs::path& path) {
-  std::error_code ec;
-  fs::remove_all(path, ec);
-}
+void remove_all_quietly(const fs::path& path) { remove_tree(path); }
 
 }  // namespace
 
@@ -179,6 +176,9 @@ CompressReport compress_model(const CompressOptions& options) {
   PassContext context;
   context.device = c10::kCPU;  // passes work on CPU tensors; the verdict moves the result
   context.editor = &editor;
+  context.example_input = [inputs = source.inputs](std::int64_t batch) {
+    return bench::make_random_input(inputs, batch, bench::RunSettings{});
+  };
   if (data) {
     const auto* train_split = &data->train.dataset;
     context.calibration_batches = [train_split](std::int64_t max_batches) {

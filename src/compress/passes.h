@@ -5,10 +5,12 @@
 namespace hone::compress {
 
 PassEntry fuse_conv_bn_entry();
+PassEntry fuse_relu_entry();
 // quantization passes
 PassEntry quant_float_entry();
 PassEntry quant_int8_static_entry();
 PassEntry quant_int8_dynamic_entry();
+PassEntry quant_weight_only_entry();
 // pruning and low-rank passes
 PassEntry prune_structured_entry();
 PassEntry lowrank_svd_entry();

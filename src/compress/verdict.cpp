@@ -19,6 +19,7 @@
 #include "hone/core/error.h"
 #include "hone/core/system_info.h"
 #include "hone/nn/layer_kinds.h"
+#include "hone/nn/linear_weight_only.h"
 #include "hone/train/evaluate.h"
 
 namespace hone::compress {
@@ -124,12 +125,14 @@ std::vector<std::string> diagnose(models::Model& after_model, const std::vector<
   if (not_faster.empty()) return out;
 
   // What is still float, what is quantized.
-  std::vector<std::string> float_layers, quantized_layers;
+  std::vector<std::string> float_layers, quantized_layers, weight_only_layers;
   for (const auto& ref : nn::all_slots(after_model)) {
     const auto* module = ref.slot->module().get();
     if (dynamic_cast<const torch::nn::LinearImpl*>(module) || dynamic_cast<const torch::nn::Conv2dImpl*>(module) ||
         dynamic_cast<const torch::nn::LSTMImpl*>(module)) {
       float_layers.push_back(ref.path);
+    } else if (dynamic_cast<const nn::LinearWeightOnlyImpl*>(module) != nullptr) {
+      weight_only_layers.push_back(ref.path);
     } else if (dynamic_cast<const nn::Repackable*>(module) != nullptr) {  // the int8 layers with packed weights
       quantized_layers.push_back(ref.path);
     }
@@ -153,6 +156,14 @@ std::vector<std::string> diagnose(models::Model& after_model, const std::vector<
         float_layers.size(),
         fmt::join(float_layers.begin(), float_layers.begin() + std::min<std::size_t>(4, float_layers.size()), ", "),
         float_layers.size() > 4 ? ", ..." : ""));
+  }
+  if (!weight_only_layers.empty()) {
+    out.push_back(fmt::format(
+        "{} weight-only layer(s): their kernels are made for few rows per call (decoding, small batches), "
+        "where reading the weight dominates; with many rows (batch x sequence) the dense float GEMM is faster{}. "
+        "They still save weight memory",
+        weight_only_layers.size(),
+        settings.device.is_cuda() ? " (and CUDA's int8 weight-only kernel does not use tensor cores)" : ""));
   }
   if (!quantized_layers.empty()) {
     if (!settings.device.is_cpu()) {

@@ -9,15 +9,20 @@
 #include <algorithm>
 
 #include "hone/core/error.h"
+// fused layer headers
+#include "hone/nn/conv2d_relu.h"
+#include "hone/nn/linear_relu.h"
 // quantized layer headers
 #include "hone/nn/conv2d_float.h"
 #include "hone/nn/conv2d_int8.h"
 #include "hone/nn/linear_float.h"
 #include "hone/nn/linear_int8.h"
 #include "hone/nn/linear_int8_dynamic.h"
+#include "hone/nn/linear_weight_only.h"
 #include "hone/nn/lstm_int8_dynamic.h"
 #include "hone/nn/residual_add_int8.h"
 // low-rank layer headers
+#include "hone/nn/conv2d_lowrank.h"
 #include "hone/nn/linear_lowrank.h"
 #include "hone/nn/sketched_conv2d.h"
 #include "hone/nn/sketched_linear.h"
@@ -106,6 +111,9 @@ const std::vector<LayerKind>& layer_kinds() {
       identity_kind(),
       conv2d_kind(),
       linear_kind(),
+      // fused layer kinds
+      conv2d_relu_kind(),
+      linear_relu_kind(),
       // quantized layer kinds
       linear_int8_dynamic_kind(),
       lstm_int8_dynamic_kind(),
@@ -113,9 +121,11 @@ const std::vector<LayerKind>& layer_kinds() {
       linear_int8_kind(),
       residual_add_int8_kind(),
       linear_float_kind(),
+      linear_weight_only_kind(),
       conv2d_float_kind(),
       // pruning and low-rank layer kinds
       linear_lowrank_kind(),
+      conv2d_lowrank_kind(),
       // sketched layer kinds
       sketched_linear_kind(),
       sketched_conv2d_kind(),

@@ -13,12 +13,15 @@
 #include "hone/train/checkpoint.h"
 #include "support/batch_norm_statistics.h"
 #include "support/error_message.h"
+#include "support/pass_runner.h"
 #include "support/relative_error.h"
 #include "support/temp_dir.h"
 #include "support/tolerances.h"
 
 namespace hone::compress {
 namespace {
+
+using testing::count_layers;
 
 data::DatasetInfo images() { return {"images", data::TaskKind::kClassification, {1, 28, 28}, 10, 0, {}}; }
 
@@ -29,13 +32,6 @@ models::ModelPtr trained_looking_cnn(std::uint64_t seed) {
   testing::give_batch_norms_trained_statistics(*model);
   model->eval();
   return model;
-}
-
-template <typename Impl>
-std::int64_t count_layers(torch::nn::Module& model) {
-  std::int64_t n = 0;
-  for (const auto& ref : nn::all_slots(model)) n += ref.slot->as<Impl>() != nullptr ? 1 : 0;
-  return n;
 }
 
 PassReport run_pass(models::Model& model, ModelEditor& editor, const std::string& name,

@@ -1,5 +1,6 @@
 """Python torch can load hone's operators: torch.ops.hone.sketched_linear from libhone_kernels.so
-matches the formula written out in Python, and its gradients pass torch.autograd.gradcheck.
+matches the formula written out in Python, and its gradients pass torch.autograd.gradcheck;
+torch.ops.hone.int8_weight_only_linear matches x @ (W * s[:, None]).T + b.
 
 Usage: python sketched_linear_op_test.py /path/to/libhone_kernels.so   (run by ctest)
 """
@@ -38,6 +39,15 @@ def main() -> int:
     if not torch.autograd.gradcheck(op, inputs, eps=1e-6, atol=1e-7, rtol=1e-6):
         failures.append("gradcheck")
     print("gradcheck passed" if "gradcheck" not in failures else "gradcheck FAILED")
+    weight = torch.randint(-127, 128, (29, 37), generator=gen, dtype=torch.int8)
+    scales = torch.rand(29, generator=gen) * 0.01
+    x, bias = torch.randn(5, 37, generator=gen), torch.randn(29, generator=gen)
+    got = torch.ops.hone.int8_weight_only_linear(x, weight, scales, bias)
+    want = x.double() @ (weight.double() * scales.double()[:, None]).T + bias.double()
+    error = ((got.double() - want).norm() / want.norm()).item()
+    print(f"int8_weight_only_linear fp32: relative error {error:.2e}")
+    if not error < 1e-5:
+        failures.append(f"int8_weight_only_linear: {error:.2e} >= 1e-5")
     for failure in failures:
         print("FAIL:", failure)
     return 1 if failures else 0

@@ -77,6 +77,8 @@ compress::Recipe recipe_from_flags(const CompressCommand& cmd) {
   if (!cmd.quant.empty()) {
     if (cmd.quant == "int8-dynamic") {
       passes.push_back({{"pass", "quant_int8_dynamic"}});
+    } else if (cmd.quant == "int8-weight-only" || cmd.quant == "int4-weight-only") {
+      passes.push_back({{"pass", "quant_weight_only"}, {"bits", cmd.quant == "int8-weight-only" ? 8 : 4}});
     } else if (cmd.quant == "int8-static") {
       nlohmann::json pass = {{"pass", "quant_int8_static"}};
       if (!cmd.observer.empty()) pass["observer"] = cmd.observer;
@@ -134,12 +136,14 @@ void register_compress(CLI::App& root) {
       "Examples:\n"
       "  hone compress runs/cnn --fuse --quant int8-static --observer entropy -o runs/cnn-int8\n"
       "  hone compress runs/lstm --quant int8-dynamic -o runs/lstm-int8 --json\n"
+      "  hone compress minilm --device cuda --quant int4-weight-only -o runs/minilm-int4\n"
       "  hone compress runs/cnn --recipe recipe.json -o runs/cnn-small\n"
       "  hone compress --list-passes\n");
   add_flag(*app, flags::kBenchTarget, cmd->target);
   add_flag(*app, flags::kCompressOut, cmd->out);
   add_flag(*app, flags::kRecipe, cmd->recipe);
-  add_flag(*app, flags::kQuant, cmd->quant)->check(CLI::IsMember({"int8-dynamic", "int8-static", "fp16", "bf16"}));
+  add_flag(*app, flags::kQuant, cmd->quant)
+      ->check(CLI::IsMember({"int8-dynamic", "int8-static", "int8-weight-only", "int4-weight-only", "fp16", "bf16"}));
   add_flag(*app, flags::kObserver, cmd->observer)->check(CLI::IsMember({"minmax", "percentile", "entropy"}));
   add_flag(*app, flags::kPrune, cmd->prune);
   add_flag(*app, flags::kLowRank, cmd->lowrank)->check(CLI::Range(0.0, 1.0));

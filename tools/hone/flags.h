@@ -52,7 +52,8 @@ inline constexpr Flag kCeilings{"--ceilings", "measure (once, then cached) matmu
 inline constexpr Flag kRefresh{"--refresh", "with --ceilings: measure again even if cached", nullptr};
 inline constexpr Flag kCompressOut{"-o,--out", "directory to write the compressed model to (a run directory)", nullptr};
 inline constexpr Flag kRecipe{"--recipe", "JSON recipe: {\"passes\": [{\"pass\": NAME, ...options}]}", nullptr};
-inline constexpr Flag kQuant{"--quant", "quantize: int8-dynamic, int8-static, fp16 or bf16", nullptr};
+inline constexpr Flag kQuant{
+    "--quant", "quantize: int8-dynamic, int8-static, int8-weight-only, int4-weight-only, fp16 or bf16", nullptr};
 inline constexpr Flag kObserver{"--observer", "int8-static calibration: minmax, percentile or entropy", nullptr};
 inline constexpr Flag kPrune{"--prune",
                              "prune: structured:FRACTION (removes channels), magnitude:FRACTION or "

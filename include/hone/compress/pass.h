@@ -64,6 +64,9 @@ struct PassContext {
   /// Up to `max_batches` batches of real inputs (the run's training split), for calibration and
   /// batch-norm statistics. Empty when the model has no dataset (a zoo name).
   std::function<std::vector<torch::Tensor>(std::int64_t max_batches)> calibration_batches;
+  /// A random batch of `batch` inputs of the model's input shape (timing only), for passes that
+  /// time layers on their real shapes; set for zoo names too. Null when the shape is unknown.
+  std::function<torch::Tensor(std::int64_t batch)> example_input;
   /// The model's score on the validation split (accuracy for classifiers, -RMSE for forecasters:
   /// higher is better), for passes that trade accuracy for size. Null when there is no dataset.
   std::function<double(models::Model&)> validation_score;

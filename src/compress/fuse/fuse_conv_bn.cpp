@@ -2,6 +2,7 @@
 // Linear that feeds only it. y = gamma * (W x + b - mean) / sqrt(var + eps) + beta becomes one
 // layer with W' = W * s (per output channel), b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps).
 // The batch norm's slot then holds an identity: its parameters and its pass over memory are gone.
+// After lowrank_svd, the producer is a low-rank pair; the norm folds into its second factor.
 #include <ATen/ATen.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
@@ -14,8 +15,10 @@
 
 #include "../passes.h"
 #include "hone/core/error.h"
+#include "hone/nn/conv2d_lowrank.h"
 #include "hone/nn/conv_geometry.h"
 #include "hone/nn/layer_kinds.h"
+#include "hone/nn/linear_lowrank.h"
 
 namespace hone::compress {
 namespace {
@@ -37,12 +40,25 @@ std::string why_not_foldable(const Norm& norm) {
   return {};
 }
 
+/// The slot whose layer computes `producer`'s output: the producer itself, or the second factor of
+/// a low-rank pair (second(first(x)): a per-channel scale and shift after it fold into `second`).
+nn::SlotRef output_slot(const nn::SlotRef& producer) {
+  if (auto* lowrank = producer.slot->as<nn::Conv2dLowRankImpl>()) {
+    return {producer.path + ".second", lowrank, "second", &lowrank->second()};
+  }
+  if (auto* lowrank = producer.slot->as<nn::LinearLowRankImpl>()) {
+    return {producer.path + ".second", lowrank, "second", &lowrank->second()};
+  }
+  return producer;
+}
+
 class FuseConvBn : public Pass {
  public:
   PassReport apply(models::Model& model, const nlohmann::json& options, PassContext& context) override {
     PassReport report{"fuse_conv_bn", options, {}, {}};
     torch::NoGradGuard no_grad;
-    for (const auto& [producer, consumer] : nn::all_flows(model)) {
+    for (const auto& [flow_producer, consumer] : nn::all_flows(model)) {
+      const auto producer = output_slot(flow_producer);
       if (auto* norm = consumer.slot->as<torch::nn::BatchNorm2dImpl>()) {
         auto* conv = producer.slot->as<torch::nn::Conv2dImpl>();
         if (conv == nullptr) {

@@ -1,6 +1,7 @@
 // quant_int8_dynamic: int8 weights for every Linear and LSTM; their input activations are
 // quantized on the fly per call (no calibration data needed). Convolutions need static
 // quantization (their activations are too large to re-quantize per call cheaply), so they stay.
+// With an 'accuracy_budget', the most sensitive int8 layers stay in float (sensitivity.h).
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/rnn.h>
@@ -12,6 +13,7 @@
 #include "hone/nn/linear_int8_dynamic.h"
 #include "hone/nn/lstm_int8_dynamic.h"
 #include "quant_common.h"
+#include "sensitivity.h"
 
 namespace hone::compress {
 namespace {
@@ -24,7 +26,9 @@ class QuantInt8Dynamic : public Pass {
     const bool per_channel = options.at("per_channel").get<bool>();
     const auto& layers = options.at("layers");
     const auto& skip = options.at("skip");
-    auto details = nlohmann::json::array();
+    const double budget = quant::read_accuracy_budget(report.pass, options, context);
+    // Every int8 layer is built first, with its report line and details; which go in comes after.
+    std::vector<quant::Int8Candidate> candidates;
     for (const auto& ref : nn::all_slots(model)) {
       const bool is_linear = ref.slot->as<torch::nn::LinearImpl>() != nullptr;
       const bool is_lstm = ref.slot->as<torch::nn::LSTMImpl>() != nullptr;
@@ -45,25 +49,24 @@ class QuantInt8Dynamic : public Pass {
         continue;
       }
       if (is_linear) {
-        const auto& linear = *ref.slot->as<torch::nn::LinearImpl>();
-        auto layer = nn::LinearInt8DynamicImpl::from_float(linear, per_channel);
-        const double error = nn::weight_error(linear.weight, layer->weight(), per_channel);
+        const auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(ref.slot->module());
+        auto layer = nn::LinearInt8DynamicImpl::from_float(*linear, per_channel);
+        const double error = nn::weight_error(linear->weight, layer->weight(), per_channel);
         const auto spec = layer->spec();
-        context.editor->replace(ref.path, spec, nn::make_layer(layer));
-        details.push_back({{"path", ref.path}, {"kind", spec["kind"]}, {"weight_error", error}});
-        report.changed.push_back(
-            fmt::format("{}: Linear -> linear_int8_dynamic (weight error {:.2e})", ref.path, error));
+        candidates.push_back({{{ref, nn::make_layer(linear), nn::make_layer(layer), spec}},
+                              fmt::format("{}: Linear -> linear_int8_dynamic (weight error {:.2e})", ref.path, error),
+                              {{"path", ref.path}, {"kind", spec["kind"]}, {"weight_error", error}}});
       } else {
-        const auto& lstm = *ref.slot->as<torch::nn::LSTMImpl>();
+        const auto lstm = std::dynamic_pointer_cast<torch::nn::LSTMImpl>(ref.slot->module());
         std::shared_ptr<nn::LstmInt8DynamicImpl> layer;
         try {
-          layer = nn::LstmInt8DynamicImpl::from_float(lstm, per_channel);
+          layer = nn::LstmInt8DynamicImpl::from_float(*lstm, per_channel);
         } catch (const Error& error) {
           report.skipped.push_back(fmt::format("{}: {}", ref.path, error.what()));
           continue;
         }
         double error = 0;
-        const auto parameters = lstm.named_parameters(/*recurse=*/false);
+        const auto parameters = lstm->named_parameters(/*recurse=*/false);
         for (std::size_t k = 0; k < layer->layers().size(); ++k) {
           const auto suffix = "_l" + std::to_string(k);
           error = std::max(
@@ -71,14 +74,15 @@ class QuantInt8Dynamic : public Pass {
                nn::weight_error(parameters["weight_hh" + suffix], layer->layers()[k].weight_hh, per_channel)});
         }
         const auto spec = layer->spec();
-        context.editor->replace(ref.path, spec, nn::make_layer(layer));
-        details.push_back({{"path", ref.path}, {"kind", spec["kind"]}, {"weight_error", error}});
-        report.changed.push_back(
-            fmt::format("{}: LSTM -> lstm_int8_dynamic (largest weight error {:.2e})", ref.path, error));
+        candidates.push_back(
+            {{{ref, nn::make_layer(lstm), nn::make_layer(layer), spec}},
+             fmt::format("{}: LSTM -> lstm_int8_dynamic (largest weight error {:.2e})", ref.path, error),
+             {{"path", ref.path}, {"kind", spec["kind"]}, {"weight_error", error}}});
       }
     }
+    auto details = quant::quantize_within_budget(model, candidates, budget, context, report);
     if (report.changed.empty() && report.skipped.empty()) report.skipped.push_back("no Linear or LSTM in this model");
-    report.details = {{"layers", details}};
+    report.details["layers"] = std::move(details);
     return report;
   }
 };
@@ -102,6 +106,7 @@ PassEntry quant_int8_dynamic_entry() {
             -1e300,
             1e300,
             "one weight scale per output channel (else one per tensor)"},
+           quant::accuracy_budget_option(),
            skip_option("layer paths (or path prefixes) to leave in float")},
           [] { return std::make_unique<QuantInt8Dynamic>(); }};
 }

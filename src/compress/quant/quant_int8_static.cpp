@@ -3,10 +3,11 @@
 // dequantizes on the way in, so any mix of int8 and float layers computes the same function).
 //
 // Calibration wraps each target slot so that its call records its input and output, runs the model
-// on the calibration batches (eval mode, no grad), then puts the float layers back; only the final
-// replacements go through the editor. A ReLU that a Conv2d/Linear feeds alone (directly, or through
-// the identity that fuse_conv_bn leaves) is fused into the int8 layer and its slot becomes an
-// identity. A Conv2d still followed by a BatchNorm is left alone: fold it first (fuse_conv_bn).
+// on the calibration batches (eval mode, no grad), then puts the float layers back. With an
+// 'accuracy_budget', the most sensitive int8 layers then stay in float (sensitivity.h); only the
+// final replacements go through the editor. A ReLU that a Conv2d/Linear feeds alone (directly, or
+// through the identity that fuse_conv_bn leaves) is fused into the int8 layer and its slot becomes
+// an identity. A Conv2d still followed by a BatchNorm is left alone: fold it first (fuse_conv_bn).
 #include <ATen/ATen.h>
 #include <ATen/cpu/Utils.h>
 #include <torch/nn/modules/activation.h>
@@ -29,6 +30,7 @@
 #include "hone/nn/residual_add_int8.h"
 #include "observers.h"
 #include "quant_common.h"
+#include "sensitivity.h"
 
 namespace hone::compress {
 namespace {
@@ -56,7 +58,7 @@ enum class TargetType { kConv, kLinear, kAdd };
 struct Target {
   nn::SlotRef ref;
   TargetType type;
-  std::string relu_path;  ///< the ReLU slot fused into this layer; empty when none
+  std::optional<nn::SlotRef> relu;  ///< the ReLU slot fused into this layer
   bool has_consumer = false;
   std::unique_ptr<Observer> input, input_b, output;
   nn::Layer original;
@@ -80,6 +82,7 @@ class QuantInt8Static : public Pass {
     HONE_CHECK(!batches.empty(),
                "quant_int8_static needs calibration data: compress a run directory (its dataset's training split "
                "gives real inputs to calibrate activation ranges on), or use quant_int8_dynamic");
+    const double budget = quant::read_accuracy_budget(report.pass, options, context);
     const bool per_channel = options.at("per_channel").get<bool>();
     const auto observer = options.at("observer").get<std::string>();
     const double percentile = options.at("percentile").get<double>();
@@ -99,7 +102,8 @@ class QuantInt8Static : public Pass {
     for (const auto& target : targets) {
       if (!target.output->empty()) last = &target;
     }
-    auto details = nlohmann::json::array();
+    // Every int8 layer is built first, with its report line and details; which go in comes after.
+    std::vector<quant::Int8Candidate> candidates;
     for (const auto& target : targets) {
       const auto& path = target.ref.path;
       if (target.input->empty()) {
@@ -113,7 +117,7 @@ class QuantInt8Static : public Pass {
       nn::Layer layer;
       if (target.type == TargetType::kConv) {
         const auto& conv = *std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(target.original.module);
-        auto replacement = nn::Conv2dInt8Impl::from_float(conv, per_channel, !target.relu_path.empty(), input, output);
+        auto replacement = nn::Conv2dInt8Impl::from_float(conv, per_channel, target.relu.has_value(), input, output);
         detail["weight_error"] = nn::weight_error(conv.weight, replacement->weight(), per_channel);
         spec = replacement->spec();
         layer = nn::make_layer(replacement);
@@ -121,7 +125,7 @@ class QuantInt8Static : public Pass {
         const auto& linear = *std::dynamic_pointer_cast<torch::nn::LinearImpl>(target.original.module);
         nn::LinearInt8Options linear_options;
         linear_options.per_channel = per_channel;
-        linear_options.relu = !target.relu_path.empty();
+        linear_options.relu = target.relu.has_value();
         // Model code may do arithmetic on a Linear's output; only a declared flow into another slot
         // is sure to take a quantized tensor.
         linear_options.dequantize_output = &target == last || !target.has_consumer;
@@ -145,21 +149,27 @@ class QuantInt8Static : public Pass {
       detail["kind"] = spec["kind"];
       detail["input"] = qparams_json(input);
       detail["output"] = qparams_json(output);
-      context.editor->replace(path, spec, std::move(layer));
       std::string what = fmt::format("{}: -> {}", path, spec["kind"].get<std::string>());
-      if (!target.relu_path.empty()) {
+      quant::Int8Candidate candidate;
+      candidate.changes.push_back({target.ref, target.original, std::move(layer), spec});
+      if (target.relu) {
         const nlohmann::json identity = {{"kind", "identity"}};
-        context.editor->replace(target.relu_path, identity, nn::build_layer(identity));
-        detail["fused_relu"] = target.relu_path;
-        what += fmt::format(" with {} fused", target.relu_path);
+        const auto relu = std::dynamic_pointer_cast<torch::nn::ReLUImpl>(target.relu->slot->module());
+        candidate.changes.push_back({*target.relu, nn::make_layer(relu), nn::build_layer(identity), identity});
+        detail["fused_relu"] = target.relu->path;
+        what += fmt::format(" with {} fused", target.relu->path);
       }
-      details.push_back(std::move(detail));
-      report.changed.push_back(std::move(what));
+      candidate.line = std::move(what);
+      candidate.detail = std::move(detail);
+      candidates.push_back(std::move(candidate));
     }
+    auto details = quant::quantize_within_budget(model, candidates, budget, context, report);
     if (report.changed.empty() && report.skipped.empty()) {
       report.skipped.push_back("no Conv2d, Linear or residual add in this model");
     }
-    report.details = {{"layers", details}, {"observer", observer}, {"activation_max", range.max}};
+    report.details["layers"] = std::move(details);
+    report.details["observer"] = observer;
+    report.details["activation_max"] = range.max;
     return report;
   }
 
@@ -172,10 +182,10 @@ class QuantInt8Static : public Pass {
       const auto it = consumer_of.find(path);
       return it == consumer_of.end() ? std::nullopt : std::optional<nn::SlotRef>(it->second);
     };
-    const auto fusable_relu = [&](const std::string& path) -> std::string {
+    const auto fusable_relu = [&](const std::string& path) -> std::optional<nn::SlotRef> {
       auto consumer = next(path);
       if (consumer && is_identity(*consumer)) consumer = next(consumer->path);
-      return consumer && is_relu(*consumer) ? consumer->path : std::string();
+      return consumer && is_relu(*consumer) ? consumer : std::nullopt;
     };
 
     std::vector<Target> targets;
@@ -221,8 +231,8 @@ class QuantInt8Static : public Pass {
           continue;
         }
       }
-      if (*type != TargetType::kAdd) target.relu_path = fusable_relu(ref.path);
-      if (!target.relu_path.empty() && quant::is_skipped(target.relu_path, skip)) target.relu_path.clear();
+      if (*type != TargetType::kAdd) target.relu = fusable_relu(ref.path);
+      if (target.relu && quant::is_skipped(target.relu->path, skip)) target.relu.reset();
       if (*type == TargetType::kConv) {
         target.original = nn::make_layer(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(module));
       } else if (*type == TargetType::kLinear) {
@@ -249,7 +259,7 @@ class QuantInt8Static : public Pass {
         // The same module, called through a recording function: the module tree does not change.
         tap.module = target.original.module;
         tap.call = [call = target.original.call, input = target.input.get(), output = target.output.get(),
-                    relu = !target.relu_path.empty()](const torch::Tensor& x) {
+                    relu = target.relu.has_value()](const torch::Tensor& x) {
           input->observe(x);
           auto y = call(x);
           output->observe(relu ? y.relu() : y);
@@ -295,6 +305,7 @@ PassEntry quant_int8_static_entry() {
         1e300,
         "one weight scale per output channel (else one per tensor)"},
        {"calibration_batches", OptionSpec::Type::Integer, 32, {}, 1, 1e9, "how many training batches to calibrate on"},
+       quant::accuracy_budget_option(),
        skip_option("layer paths (or path prefixes) to leave in float")},
       [] { return std::make_unique<QuantInt8Static>(); }};
 }

@@ -27,19 +27,18 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
+#include "../layer_patterns.h"
+#include "../layer_timing.h"
 #include "../passes.h"
-#include "hone/bench/bench_target.h"
-#include "hone/bench/statistics.h"
+#include "../score_scale.h"
 #include "hone/core/error.h"
 #include "hone/nn/conv_geometry.h"
 #include "hone/nn/layer.h"
@@ -49,44 +48,6 @@
 namespace hone::compress {
 namespace {
 
-constexpr int kWarmupCalls = 3;
-constexpr int kTimedRounds = 9;
-/// One timed sample repeats a call until it lasts about this long (short calls are below the
-/// clock's and the scheduler's noise).
-constexpr double kMinSampleMs = 0.5;
-constexpr std::int64_t kMaxCallsPerSample = 1000;
-
-/// '*' matches any run of characters, dots included.
-bool glob_match(std::string_view pattern, std::string_view text) {
-  std::size_t p = 0, t = 0, star = std::string_view::npos, resume = 0;
-  while (t < text.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      resume = t;
-    } else if (p < pattern.size() && pattern[p] == text[t]) {
-      ++p;
-      ++t;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      t = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
-/// The pattern matches the whole path or a prefix of it ending before a '.', so "layers.0"
-/// selects "layers.0.fc1" as `skip` does.
-bool selects(const std::string& pattern, const std::string& path) {
-  if (glob_match(pattern, path)) return true;
-  for (auto dot = path.find('.'); dot != std::string::npos; dot = path.find('.', dot + 1)) {
-    if (glob_match(pattern, std::string_view(path).substr(0, dot))) return true;
-  }
-  return false;
-}
-
 /// Different sketches for every layer from one seed (splitmix64 of seed and the slot's index).
 std::uint64_t layer_seed(std::uint64_t seed, std::size_t index) {
   std::uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (static_cast<std::uint64_t>(index) + 1);
@@ -94,18 +55,6 @@ std::uint64_t layer_seed(std::uint64_t seed, std::size_t index) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
 }
-
-/// How a fall of validation_score counts against 'accuracy_budget'. A score >= 0 is an accuracy
-/// (0..1; train::EvalMetrics::score), whose drop counts in points (x100); a negative score is
-/// -RMSE (or -loss), whose drop counts as a percentage of |score before|.
-struct ScoreScale {
-  double before = 0;
-  bool relative() const { return before < 0; }
-  double drop(double after) const {
-    return relative() ? 100 * (before - after) / std::abs(before) : 100 * (before - after);
-  }
-  std::string unit() const { return relative() ? "%" : " points"; }
-};
 
 /// A sketched layer and the spec that rebuilds it.
 struct Sketched {
@@ -182,37 +131,6 @@ struct Candidate {
   double ms = 0, speedup = 0;
   nlohmann::json row;
 };
-
-/// Median milliseconds per call of each of `runs`, timed in interleaved rounds so that every run
-/// sees the same machine load.
-std::vector<double> median_ms(const std::vector<std::function<void()>>& runs, const c10::Device& device) {
-  using Clock = std::chrono::steady_clock;
-  const auto elapsed_ms = [](Clock::time_point start) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  };
-  for (const auto& run : runs) {
-    for (int i = 0; i < kWarmupCalls; ++i) run();
-  }
-  bench::synchronize(device);
-  auto start = Clock::now();
-  runs.front()();
-  bench::synchronize(device);
-  const double once = std::max(elapsed_ms(start), 1e-6);
-  const auto calls =
-      std::clamp<std::int64_t>(static_cast<std::int64_t>(std::ceil(kMinSampleMs / once)), 1, kMaxCallsPerSample);
-  std::vector<std::vector<double>> samples(runs.size());
-  for (int round = 0; round < kTimedRounds; ++round) {
-    for (std::size_t r = 0; r < runs.size(); ++r) {
-      start = Clock::now();
-      for (std::int64_t call = 0; call < calls; ++call) runs[r]();
-      bench::synchronize(device);
-      samples[r].push_back(elapsed_ms(start) / static_cast<double>(calls));
-    }
-  }
-  std::vector<double> medians;
-  for (auto& series : samples) medians.push_back(bench::percentile(std::move(series), 50));
-  return medians;
-}
 
 /// Each target's input shape in a forward pass of `batch` (empty when the forward never called it).
 std::vector<std::vector<std::int64_t>> record_input_shapes(models::Model& model, const std::vector<Target>& targets,
@@ -372,10 +290,11 @@ class Sketch : public Pass {
     report.details["score_before"] = scale.before;
     report.details["score_after"] = score;
     report.details["drop"] = scale.drop(score);
-    report.details["drop_unit"] = scale.relative() ? "percent of |score|" : "accuracy points";
+    report.details["drop_unit"] = scale.unit_name();
+    const TimingPlan plan;
     report.details["timing"] =
         fmt::format("random inputs (timing only) on {}, {} warm-up calls, median of {} interleaved rounds",
-                    context.device.str(), kWarmupCalls, kTimedRounds);
+                    context.device.str(), plan.warmup_calls, plan.rounds);
   }
 
   /// Times the dense layer and the cheaper candidates, tries the fast ones fastest first, keeps the
