@@ -10,12 +10,10 @@
 #include "hone/core/error.h"
 #include "hone/models/registry.h"
 #include "hone/nn/layer.h"
-#include "hone/train/checkpoint.h"
 #include "support/batch_norm_statistics.h"
 #include "support/error_message.h"
 #include "support/pass_runner.h"
 #include "support/relative_error.h"
-#include "support/temp_dir.h"
 #include "support/tolerances.h"
 
 namespace hone::compress {
@@ -73,19 +71,12 @@ TEST(FuseConvBnTest, ParametersShrinkByTheNormsAndGainConvBiases) {
 }
 
 TEST(FuseConvBnTest, SavedEditsReplayOntoAFreshModelAndReproduceTheOutputs) {
-  testing::TempDir dir;
   auto model = trained_looking_cnn(3);
   ModelEditor editor(*model);
   run_pass(*model, editor, "fuse_conv_bn");
-  train::save_weights(dir / "w.safetensors", *model);
   const auto x = torch::randn({2, 1, 28, 28});
   const auto expected = model->forward(x);
-
-  auto fresh = models::make_model("cnn", images(), {{"widths", {8, 16}}});
-  replay_edits(*fresh, editor.edits());
-  train::load_weights(dir / "w.safetensors", *fresh);
-  repack_layers(*fresh);
-  fresh->eval();
+  auto fresh = testing::reload(*model, editor);
   EXPECT_TRUE(torch::equal(fresh->forward(x), expected));
 }
 

@@ -23,12 +23,10 @@
 #include "hone/nn/layer.h"
 #include "hone/nn/layer_kinds.h"
 #include "hone/nn/linear_relu.h"
-#include "hone/train/checkpoint.h"
 #include "support/batch_norm_statistics.h"
 #include "support/error_message.h"
 #include "support/pass_runner.h"
 #include "support/relative_error.h"
-#include "support/temp_dir.h"
 #include "support/tolerances.h"
 
 namespace hone::compress {
@@ -333,22 +331,15 @@ TEST(FuseReluTest, NothingIsFusedBelowMinSpeedupOrWithoutAnInputToTimeOn) {
 
 TEST(FuseReluTest, SavedEditsReplayOntoAFreshModel) {
   torch::NoGradGuard no_grad;  // inference, as hone eval / bench run it: the fused kernels apply
-  testing::TempDir dir;
   auto model = small_cnn(26);
   ModelEditor editor(*model);
   auto context = context_for(editor, {1, 28, 28});
   run_pass(*model, context, "fuse_conv_bn");
   run_pass(*model, context, "fuse_relu", kFuseAll);
   ASSERT_GT(count_layers<nn::Conv2dReluImpl>(*model), 0);
-  train::save_weights(dir / "w.safetensors", *model);
   const auto x = torch::randn({2, 1, 28, 28});
   const auto expected = model->forward(x);
-
-  auto fresh = models::make_model("cnn", images(), {{"widths", {8, 16}}});
-  replay_edits(*fresh, editor.edits());
-  train::load_weights(dir / "w.safetensors", *fresh);
-  repack_layers(*fresh);
-  fresh->eval();
+  auto fresh = testing::reload(*model, editor);
   EXPECT_EQ(count_layers<nn::Conv2dReluImpl>(*fresh), count_layers<nn::Conv2dReluImpl>(*model));
   const auto loaded = fresh->named_parameters();
   for (const auto& item : model->named_parameters()) {
