@@ -4,6 +4,7 @@
 #include <torch/utils.h>
 
 #include "hone/core/error.h"
+#include "hone/nn/quantized_weight.h"
 #include "hone/ops/int8_weight_only_linear.h"
 
 namespace hone::nn {
@@ -44,11 +45,9 @@ std::string weight_only_unsupported(const WeightOnlyShape& shape) {
 }
 
 std::pair<torch::Tensor, torch::Tensor> quantize_weight_only_int8(const torch::Tensor& weight) {
-  torch::NoGradGuard no_grad;
-  const auto w = weight.detach().to(at::kFloat);
-  const auto scales = (w.abs().amax(1) / 127.0).clamp_min(1e-12);
-  const auto values = at::round(w / scales.unsqueeze(1)).clamp(-127, 127).to(at::kChar);
-  return {values, scales};
+  // The same symmetric per-channel int8 as hone's other int8 layers; scales kept in fp32.
+  const Int8Weight q = quantize_weight_int8(weight, /*per_channel=*/true);
+  return {q.values, q.scale.to(at::kFloat)};
 }
 
 std::pair<torch::Tensor, torch::Tensor> quantize_weight_only_int4(const torch::Tensor& weight,

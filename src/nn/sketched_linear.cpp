@@ -5,9 +5,7 @@
 #include <torch/nn/init.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <ostream>
-#include <string>
 
 #include "hone/core/error.h"
 #include "hone/ops/sketched_linear.h"
@@ -88,18 +86,15 @@ torch::Tensor SketchedLinearImpl::forward(const torch::Tensor& x) {
   const bool wants_grad =
       at::GradMode::is_enabled() &&
       (x.requires_grad() || s1.requires_grad() || s2.requires_grad() || (bias.defined() && bias.requires_grad()));
-  const char* forced = std::getenv("HONE_SKETCH_KERNEL");
-  const bool op_path = forced != nullptr && std::string(forced) == "tensor_cores";
-  if (x.is_cuda() && !wants_grad && !op_path && x.scalar_type() == s1.scalar_type() && s1.is_cuda() && x.dim() >= 1 &&
-      x.size(-1) == options_.in) {
+  if (x.is_cuda() && !wants_grad && !ops::sketched_linear_tensor_cores_requested() &&
+      x.scalar_type() == s1.scalar_type() && s1.is_cuda() && x.dim() >= 1 && x.size(-1) == options_.in) {
     const Packed& p = packed();
     auto out_shape = x.sizes().vec();
     out_shape.back() = options_.out;
-    const auto rows = x.reshape({-1, options_.in});
-    const auto sketch = at::mm(rows.is_contiguous() ? rows : rows.contiguous(), p.left);
-    const double scale = 1.0 / static_cast<double>(2 * options_.terms);
-    const auto y = bias.defined() ? at::addmm(bias, sketch, p.right, 1.0, scale) : at::mm(sketch, p.right).mul_(scale);
-    return y.view(out_shape);
+    const auto bias_arg = bias.defined() ? std::optional<torch::Tensor>(bias) : std::nullopt;
+    return ops::sketched_linear_packed(x.reshape({-1, options_.in}).contiguous(), p.left, p.right, options_.terms,
+                                       bias_arg)
+        .view(out_shape);
   }
   return ops::sketched_linear(x, s1, s2, u1, u2, bias.defined() ? std::optional<torch::Tensor>(bias) : std::nullopt);
 }

@@ -5,6 +5,9 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+#include <string_view>
+
 namespace hone::ops {
 
 TORCH_LIBRARY_FRAGMENT(hone, m) {
@@ -75,6 +78,19 @@ at::Tensor sketched_linear_pack_left(const at::Tensor& s1, const at::Tensor& u2)
 at::Tensor sketched_linear_pack_right(const at::Tensor& u1, const at::Tensor& s2) {
   // [L, k, out] is already [L*k, out] row-major; U1's rows first, then S2's.
   return at::cat({u1.reshape({-1, u1.size(2)}), s2.reshape({-1, s2.size(2)})}, 0);
+}
+
+at::Tensor sketched_linear_packed(const at::Tensor& rows, const at::Tensor& left, const at::Tensor& right,
+                                  int64_t terms, const std::optional<at::Tensor>& bias) {
+  const at::Tensor sketch = at::mm(rows, left);
+  const double scale = 1.0 / static_cast<double>(2 * terms);
+  if (bias.has_value() && bias->defined()) return at::addmm(*bias, sketch, right, 1.0, scale);
+  return at::mm(sketch, right).mul_(scale);
+}
+
+bool sketched_linear_tensor_cores_requested() {
+  const char* forced = std::getenv("HONE_SKETCH_KERNEL");
+  return forced != nullptr && std::string_view(forced) == "tensor_cores";
 }
 
 }  // namespace hone::ops

@@ -68,8 +68,6 @@ RunEvaluation evaluate_run(const std::filesystem::path& run_dir, const std::stri
   if (split != "test" && split != "val") fail_usage("unknown split '{}': expected test or val", split);
   const c10::Device device = parse_device(device_name);
   const RunConfig config = load_run_config(run_dir);
-  models::ModelPtr model = load_run_model(run_dir);
-  model->to(device);
   const std::string name = dataset.empty() ? config.dataset : dataset;
   if (name != config.dataset) {
     const auto trained = data::describe_dataset(config.dataset, config.data_options);
@@ -81,6 +79,8 @@ RunEvaluation evaluate_run(const std::filesystem::path& run_dir, const std::stri
                  fmt::join(other.input_shape, "x"));
     }
   }
+  models::ModelPtr model = load_run_model(run_dir);
+  model->to(device);
   const data::LoadedData data = data::load_dataset(name, config.data_options);
   RunEvaluation result;
   result.architecture = config.architecture;

@@ -35,4 +35,12 @@ void check_sketched_linear_inputs(const at::Tensor& input, const at::Tensor& s1,
 at::Tensor sketched_linear_pack_left(const at::Tensor& s1, const at::Tensor& u2);
 at::Tensor sketched_linear_pack_right(const at::Tensor& u1, const at::Tensor& s2);
 
+/// The fused form's two products from packed operands: (rows·left)·right / (2L) + b, rows [n, in]
+/// contiguous (the CUDA op's cuBLAS path, and nn::SketchedLinear's inference with cached packing).
+at::Tensor sketched_linear_packed(const at::Tensor& rows, const at::Tensor& left, const at::Tensor& right,
+                                  int64_t terms, const std::optional<at::Tensor>& bias);
+
+/// True when HONE_SKETCH_KERNEL=tensor_cores asks CUDA calls for hone's tensor-core kernels.
+bool sketched_linear_tensor_cores_requested();
+
 }  // namespace hone::ops

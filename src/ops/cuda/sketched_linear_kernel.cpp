@@ -39,19 +39,13 @@ const DeviceFacts& device_facts(int device) {
 // Which path a bf16/fp16 call takes. Measured on an H100 (docs/BENCHMARKS.md, "Sketched layers"),
 // the packed cuBLAS path is faster than hone's WMMA tiles at every point of the grid (graphed,
 // 8192², L=1, k=16: 15.9 µs against 33.3 µs), so it is the default; HONE_SKETCH_KERNEL=tensor_cores
-// selects the tensor-core kernels (the tests and the benchmark run both), =cublas forces cuBLAS.
-bool use_tensor_cores() {
-  const char* forced = std::getenv("HONE_SKETCH_KERNEL");
-  return forced != nullptr && std::string(forced) == "tensor_cores";
-}
+// selects the tensor-core kernels (sketched_linear_tensor_cores_requested; the tests and the
+// benchmark run both), =cublas forces cuBLAS.
 
 at::Tensor sketched_linear_cublas(const at::Tensor& x, const at::Tensor& s1, const at::Tensor& s2, const at::Tensor& u1,
                                   const at::Tensor& u2, const std::optional<at::Tensor>& bias) {
-  const at::Tensor sketch = at::mm(x, sketched_linear_pack_left(s1, u2));
-  const at::Tensor right = sketched_linear_pack_right(u1, s2);
-  const double scale = 1.0 / static_cast<double>(2 * s1.size(0));
-  if (bias.has_value() && bias->defined()) return at::addmm(*bias, sketch, right, 1.0, scale);
-  return at::mm(sketch, right).mul_(scale);
+  return sketched_linear_packed(x, sketched_linear_pack_left(s1, u2), sketched_linear_pack_right(u1, s2), s1.size(0),
+                                bias);
 }
 
 at::Tensor sketched_linear_cuda(const at::Tensor& input, const at::Tensor& s1_in, const at::Tensor& s2_in,
@@ -75,7 +69,7 @@ at::Tensor sketched_linear_cuda(const at::Tensor& input, const at::Tensor& s1_in
   const int64_t width = 2 * terms * rank;
   if (rows == 0) return at::empty(shape, x.options());
   const DeviceFacts& facts = device_facts(x.get_device());
-  if (!half || !facts.tensor_cores || !use_tensor_cores())
+  if (!half || !facts.tensor_cores || !sketched_linear_tensor_cores_requested())
     return sketched_linear_cublas(x, s1, s2, u1, u2, bias).view(shape);
 
   // Split the first product's in-dimension so that its few output tiles still fill the GPU
