@@ -1,6 +1,7 @@
 // Weight-only int8 / int4 Linear (nn::LinearWeightOnly: LibTorch's _weight_int8pack_mm and
-// _weight_int4pack_mm) against the dense bf16 Linear, over rows per call (1 = one decoding step)
-// and square layer sizes, on the GPU: where does reading a 1- or 0.5-byte weight pay?
+// _weight_int4pack_mm) and the 2:4 sparse Linear (nn::LinearSemiStructured: cuSPARSELt) against
+// the dense bf16 Linear, over rows per call (1 = one decoding step) and square layer sizes, on the
+// GPU: where does reading a 1- or 0.5-byte weight pay, and where do sparse tensor cores?
 // Forward latency replayed from a CUDA graph (the GPU's own time) and eager, medians of repeats.
 // Random tensors: timings only.
 //   hone_weight_only_linear [SIZES] [ROWS] [REPEATS]
@@ -11,6 +12,7 @@
 #include <cstdio>
 
 #include "gpu_timing.h"
+#include "hone/nn/linear_semi_structured.h"
 #include "hone/nn/linear_weight_only.h"
 
 using hone::bench::micro::graph_time_ms;
@@ -29,7 +31,9 @@ int main(int argc, char** argv) {
     torch::nn::Linear dense(size, size);
     auto int8 = hone::nn::LinearWeightOnlyImpl::from_float(*dense, 8, 0);
     auto int4 = hone::nn::LinearWeightOnlyImpl::from_float(*dense, 4, 128);
+    auto sparse = hone::nn::LinearSemiStructuredImpl::from_float(*dense, torch::kBFloat16);
     dense->to(device, torch::kBFloat16);
+    sparse->to(device);
     int8->to(device);
     int4->to(device);
     for (const auto rows : rows_grid) {
@@ -44,7 +48,8 @@ int main(int argc, char** argv) {
       };
       const Point points[] = {{"dense_bf16", [&](int i) { dense->forward(inputs[i % n]); }},
                               {"int8_weight_only", [&](int i) { int8->forward(inputs[i % n]); }},
-                              {"int4_weight_only", [&](int i) { int4->forward(inputs[i % n]); }}};
+                              {"int4_weight_only", [&](int i) { int4->forward(inputs[i % n]); }},
+                              {"sparse_2_4", [&](int i) { sparse->forward(inputs[i % n]); }}};
       double dense_graph = 0;
       for (const auto& point : points) {
         const double eager = time_ms(device, repeats, point.call);

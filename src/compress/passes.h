@@ -15,6 +15,7 @@ PassEntry quant_weight_only_entry();
 PassEntry prune_structured_entry();
 PassEntry lowrank_svd_entry();
 PassEntry prune_magnitude_entry();
+PassEntry prune_semi_structured_entry();
 // sketched layers
 PassEntry sketch_entry();
 

@@ -18,11 +18,12 @@ const std::vector<PassEntry>& pass_registry() {
       // pruning and low-rank passes
       prune_structured_entry(),  // shrinks tensors while batch norms still scale channels
       lowrank_svd_entry(),
-      fuse_conv_bn_entry(),     // folds BN before quantization sees the conv
-      sketch_entry(),           // after folding (a BatchNorm is folded into the conv before it is
-                                // sketched), before quantization
-      prune_magnitude_entry(),  // after folding: zeros in the final (folded) weights stay zero
-                                // quantization passes
+      fuse_conv_bn_entry(),           // folds BN before quantization sees the conv
+      sketch_entry(),                 // after folding (a BatchNorm is folded into the conv before it is
+                                      // sketched), before quantization
+      prune_magnitude_entry(),        // after folding: zeros in the final (folded) weights stay zero
+      prune_semi_structured_entry(),  // before quantization: its layers are no longer plain Linear
+      // quantization passes
       quant_float_entry(),
       quant_int8_static_entry(),
       quant_int8_dynamic_entry(),

@@ -19,6 +19,7 @@
 #include "hone/core/error.h"
 #include "hone/core/system_info.h"
 #include "hone/nn/layer_kinds.h"
+#include "hone/nn/linear_semi_structured.h"
 #include "hone/nn/linear_weight_only.h"
 #include "hone/train/evaluate.h"
 
@@ -125,12 +126,18 @@ std::vector<std::string> diagnose(models::Model& after_model, const std::vector<
   if (not_faster.empty()) return out;
 
   // What is still float, what is quantized.
-  std::vector<std::string> float_layers, quantized_layers, weight_only_layers;
+  std::vector<std::string> float_layers, quantized_layers, weight_only_layers, sparse_dense;
+  std::string sparse_kernel;
   for (const auto& ref : nn::all_slots(after_model)) {
     const auto* module = ref.slot->module().get();
     if (dynamic_cast<const torch::nn::LinearImpl*>(module) || dynamic_cast<const torch::nn::Conv2dImpl*>(module) ||
         dynamic_cast<const torch::nn::LSTMImpl*>(module)) {
       float_layers.push_back(ref.path);
+    } else if (const auto* sparse = dynamic_cast<const nn::LinearSemiStructuredImpl*>(module)) {
+      if (sparse->kernel() != "cusparselt") {
+        sparse_dense.push_back(ref.path);
+        sparse_kernel = sparse->kernel();
+      }
     } else if (dynamic_cast<const nn::LinearWeightOnlyImpl*>(module) != nullptr) {
       weight_only_layers.push_back(ref.path);
     } else if (dynamic_cast<const nn::Repackable*>(module) != nullptr) {  // the int8 layers with packed weights
@@ -156,6 +163,18 @@ std::vector<std::string> diagnose(models::Model& after_model, const std::vector<
         float_layers.size(),
         fmt::join(float_layers.begin(), float_layers.begin() + std::min<std::size_t>(4, float_layers.size()), ", "),
         float_layers.size() > 4 ? ", ..." : ""));
+  }
+  if (!sparse_dense.empty()) {
+    out.push_back(fmt::format("{} 2:4 sparse layer(s) ran as {}", sparse_dense.size(), sparse_kernel));
+  } else if (std::any_of(passes.begin(), passes.end(),
+                         [](const PassReport& p) { return p.pass == "prune_semi_structured" && !p.changed.empty(); })) {
+    out.push_back(
+        "the 2:4 layers ran on sparse tensor cores, but at most 2x fewer multiplies pay only on GEMMs large enough "
+        "to be compute-bound (on an H200, from ~2,048 rows of 4,096 features); smaller layers are bound by memory "
+        "and launch costs");
+    out.push_back(
+        "LibTorch's aten::_cslt_sparse_mm sets cuSPARSELt up again on every call (~0.4-0.7 ms of CPU time each on "
+        "an H200 host), so eager 2:4 models are slow; replay them from a CUDA graph (hone bench --cuda-graphs)");
   }
   if (!weight_only_layers.empty()) {
     out.push_back(fmt::format(

@@ -16,6 +16,8 @@ const std::vector<DatasetEntry>& dataset_registry() {
        TaskKind::kClassification, load_fine_foods, fine_foods_info},
       {"fine-foods-int8", "the fine-foods reviews embedded by MiniLM after quant_int8_dynamic (int8 cost downstream)",
        TaskKind::kClassification, load_fine_foods_int8, fine_foods_int8_info},
+      {"fine-foods-2of4", "the fine-foods reviews embedded by MiniLM after prune_semi_structured (2:4 cost downstream)",
+       TaskKind::kClassification, load_fine_foods_2of4, fine_foods_2of4_info},
   };
   return kEntries;
 }

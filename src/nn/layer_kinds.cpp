@@ -24,6 +24,7 @@
 // low-rank layer headers
 #include "hone/nn/conv2d_lowrank.h"
 #include "hone/nn/linear_lowrank.h"
+#include "hone/nn/linear_semi_structured.h"
 #include "hone/nn/sketched_conv2d.h"
 #include "hone/nn/sketched_linear.h"
 
@@ -126,6 +127,7 @@ const std::vector<LayerKind>& layer_kinds() {
       // pruning and low-rank layer kinds
       linear_lowrank_kind(),
       conv2d_lowrank_kind(),
+      linear_semi_structured_kind(),
       // sketched layer kinds
       sketched_linear_kind(),
       sketched_conv2d_kind(),

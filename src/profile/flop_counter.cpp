@@ -115,13 +115,14 @@ OpArgument to_argument(const c10::IValue& value) {
 }  // namespace
 
 bool is_counted_op(std::string_view name) {
-  return name == "aten::mm" || name == "aten::addmm" || name == "aten::bmm" || name == "aten::baddbmm" ||
-         name == "aten::convolution" || name == "aten::scaled_dot_product_attention";
+  return name == "aten::mm" || name == "aten::addmm" || name == "aten::_addmm_activation" || name == "aten::bmm" ||
+         name == "aten::baddbmm" || name == "aten::convolution" || name == "aten::scaled_dot_product_attention";
 }
 
 std::optional<std::int64_t> op_flops(std::string_view name, const std::vector<OpArgument>& args) {
   if (name == "aten::mm") return matrix_product_flops(args, 0, 1).value_or(0);
-  if (name == "aten::addmm") return matrix_product_flops(args, 1, 2).value_or(0);
+  // _addmm_activation: addmm with ReLU/GELU in the GEMM's epilogue (the epilogue is not counted).
+  if (name == "aten::addmm" || name == "aten::_addmm_activation") return matrix_product_flops(args, 1, 2).value_or(0);
   if (name == "aten::bmm") return batched_product_flops(args, 0, 1).value_or(0);
   if (name == "aten::baddbmm") return batched_product_flops(args, 1, 2).value_or(0);
   if (name == "aten::convolution") return convolution_flops(args).value_or(0);

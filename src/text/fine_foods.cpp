@@ -2,7 +2,8 @@
 // by the set-up), label "great" or "other", as frozen all-MiniLM-L6-v2 sentence embeddings. The
 // embeddings are computed once per machine (fp32, CPU) and cached beside the exported reviews.
 // `fine-foods-int8` is the same reviews embedded by the encoder after hone's quant_int8_dynamic
-// pass: a probe trained on `fine-foods` and evaluated there measures what int8 costs downstream.
+// pass, and `fine-foods-2of4` by the encoder after prune_semi_structured (2:4 sparse Linears): a
+// probe trained on `fine-foods` and evaluated there measures what the compression costs downstream.
 #include <ATen/ATen.h>
 
 #include <fstream>
@@ -63,15 +64,38 @@ std::string encoder_fingerprint(const fs::path& model_dir) {
   return fmt::format("{}:{}:{}", weights.string(), fs::file_size(weights), time);
 }
 
-/// Which encoder embeds the reviews: the fp32 model or its int8 dynamic version.
-enum class EncoderVariant { kFp32, kInt8Dynamic };
+/// Which encoder embeds the reviews: the fp32 model, or the model after one compression pass.
+enum class EncoderVariant { kFp32, kInt8Dynamic, kSemiStructured };
+
+/// The pass that makes the variant ("" for fp32) and the variant's cache and dataset names.
+struct VariantNames {
+  const char* pass;
+  const char* cache_prefix;
+  const char* dataset;
+  const char* features;
+};
+VariantNames names_of(EncoderVariant v) {
+  switch (v) {
+    case EncoderVariant::kInt8Dynamic:
+      return {"quant_int8_dynamic", "minilm-int8", "fine-foods-int8",
+              "all-MiniLM-L6-v2 sentence embeddings, encoder after quant_int8_dynamic (frozen, int8 weights, 256 "
+              "tokens)"};
+    case EncoderVariant::kSemiStructured:
+      return {"prune_semi_structured", "minilm-2of4", "fine-foods-2of4",
+              "all-MiniLM-L6-v2 sentence embeddings, encoder after prune_semi_structured (frozen, 2:4 sparse "
+              "Linears without fine-tuning, 256 tokens)"};
+    case EncoderVariant::kFp32:
+      break;
+  }
+  return {"", "minilm", "fine-foods", "all-MiniLM-L6-v2 sentence embeddings (frozen, fp32, 256 tokens)"};
+}
 
 /// The encoder, loaded on first need and shared by the splits (none when every cache is valid).
 struct LazyEncoder {
   explicit LazyEncoder(EncoderVariant v)
       : variant(v),
-        fingerprint(encoder_fingerprint(model_dir) + (v == EncoderVariant::kInt8Dynamic ? "+quant_int8_dynamic" : "")) {
-  }
+        fingerprint(encoder_fingerprint(model_dir) +
+                    (v == EncoderVariant::kFp32 ? std::string() : std::string("+") + names_of(v).pass)) {}
   EncoderVariant variant;
   fs::path model_dir = minilm_dir();
   std::string fingerprint;
@@ -80,17 +104,17 @@ struct LazyEncoder {
     if (encoder) return *encoder;
     // fp32 on the CPU, the model's 256 tokens: the reference setting.
     encoder = text::SentenceEncoder::load(model_dir, text::SentenceEncoderOptions{});
-    if (variant == EncoderVariant::kInt8Dynamic) {
-      // The pass's defaults: every Linear int8 per channel, as `hone compress --quant int8-dynamic` makes it.
+    if (variant != EncoderVariant::kFp32) {
+      // The pass's defaults, as `hone compress --quant int8-dynamic` / `--prune 2:4` make it.
       compress::ModelEditor editor(encoder->model());
       compress::PassContext context;
       context.editor = &editor;
-      const auto& entry = compress::find_pass("quant_int8_dynamic");
+      const auto& entry = compress::find_pass(names_of(variant).pass);
       entry.make()->apply(encoder->model(), compress::validate_options(entry, nlohmann::json::object()), context);
     }
     return *encoder;
   }
-  std::string cache_prefix() const { return variant == EncoderVariant::kInt8Dynamic ? "minilm-int8" : "minilm"; }
+  std::string cache_prefix() const { return names_of(variant).cache_prefix; }
 };
 
 /// Embeddings [N, 384] of a split, from the cache when it was made from the same reviews and model.
@@ -133,7 +157,7 @@ namespace {
 
 DatasetInfo info_for(EncoderVariant variant) {
   DatasetInfo info;
-  info.name = variant == EncoderVariant::kInt8Dynamic ? "fine-foods-int8" : "fine-foods";
+  info.name = names_of(variant).dataset;
   info.task = TaskKind::kClassification;
   info.input_shape = {kDimension};
   info.num_classes = 2;
@@ -166,10 +190,7 @@ LoadedData load_variant(const DataOptions& options, EncoderVariant variant) {
   data.test.dataset = TensorDataset(test_x.narrow(0, 0, cap(n_test)), labels(test).narrow(0, 0, cap(n_test)));
   data.provenance = {{"source", dir.string()},
                      {"package", "r-cran-modeldata (small_fine_foods)"},
-                     {"features", variant == EncoderVariant::kInt8Dynamic
-                                      ? "all-MiniLM-L6-v2 sentence embeddings, encoder after quant_int8_dynamic "
-                                        "(frozen, int8 weights, 256 tokens)"
-                                      : "all-MiniLM-L6-v2 sentence embeddings (frozen, fp32, 256 tokens)"},
+                     {"features", names_of(variant).features},
                      {"encoder", minilm_dir().string()},
                      {"split", {{"train", cap(n_train)}, {"val", cap(n_val)}, {"test", cap(n_test)}}}};
   return data;
@@ -182,6 +203,10 @@ LoadedData load_fine_foods(const DataOptions& options) { return load_variant(opt
 DatasetInfo fine_foods_int8_info(const DataOptions&) { return info_for(EncoderVariant::kInt8Dynamic); }
 LoadedData load_fine_foods_int8(const DataOptions& options) {
   return load_variant(options, EncoderVariant::kInt8Dynamic);
+}
+DatasetInfo fine_foods_2of4_info(const DataOptions&) { return info_for(EncoderVariant::kSemiStructured); }
+LoadedData load_fine_foods_2of4(const DataOptions& options) {
+  return load_variant(options, EncoderVariant::kSemiStructured);
 }
 
 }  // namespace hone::data

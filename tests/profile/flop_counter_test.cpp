@@ -67,11 +67,14 @@ TEST(FlopCounterTest, DirectMatrixProductsUseTheirShapes) {
   torch::addmm(torch::randn({6}), torch::randn({3, 4}), torch::randn({4, 6}));
   torch::bmm(torch::randn({2, 3, 4}), torch::randn({2, 4, 7}));
   torch::baddbmm(torch::randn({2, 3, 5}), torch::randn({2, 3, 4}), torch::randn({2, 4, 5}));
+  // addmm + GELU in the epilogue (the encoder's feed-forward on CUDA in bf16).
+  at::_addmm_activation(torch::randn({8}), torch::randn({3, 5}), torch::randn({5, 8}), 1, 1, /*use_gelu=*/true);
   EXPECT_EQ(counter.by_op().at("aten::mm"), 2 * 3 * 4 * 5);
   EXPECT_EQ(counter.by_op().at("aten::addmm"), 2 * 3 * 4 * 6);
   EXPECT_EQ(counter.by_op().at("aten::bmm"), 2 * 2 * 3 * 4 * 7);
   EXPECT_EQ(counter.by_op().at("aten::baddbmm"), 2 * 2 * 3 * 4 * 5);
-  EXPECT_EQ(counter.by_op().size(), 4u);
+  EXPECT_EQ(counter.by_op().at("aten::_addmm_activation"), 2 * 3 * 5 * 8);
+  EXPECT_EQ(counter.by_op().size(), 5u);
   EXPECT_EQ(sum_by_op(counter), counter.total());
 }
 

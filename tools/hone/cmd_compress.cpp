@@ -51,7 +51,11 @@ void list_passes() {
 /// The flags as a recipe (passes in the registry's order).
 compress::Recipe recipe_from_flags(const CompressCommand& cmd) {
   nlohmann::json passes = nlohmann::json::array();
-  if (!cmd.prune.empty()) {
+  if (cmd.prune == "2:4") {
+    // With --quant fp16/bf16 the sparse layers store and compute in that dtype too (cuSPARSELt's).
+    const bool low = cmd.quant == "fp16" || cmd.quant == "bf16";
+    passes.push_back({{"pass", "prune_semi_structured"}, {"dtype", low ? cmd.quant : "input"}});
+  } else if (!cmd.prune.empty()) {
     const auto colon = cmd.prune.find(':');
     const auto kind = cmd.prune.substr(0, colon);
     double amount = 0;
@@ -69,7 +73,7 @@ compress::Recipe recipe_from_flags(const CompressCommand& cmd) {
       passes.push_back(
           {{"pass", "prune_magnitude"}, {"amount", amount}, {"scope", kind == "magnitude" ? "layer" : "global"}});
     } else {
-      fail_usage("--prune {}: unknown kind '{}'; valid: structured, magnitude, magnitude-global", cmd.prune, kind);
+      fail_usage("--prune {}: unknown kind '{}'; valid: structured, magnitude, magnitude-global, 2:4", cmd.prune, kind);
     }
   }
   if (cmd.lowrank > 0) passes.push_back({{"pass", "lowrank_svd"}, {"energy", cmd.lowrank}});
@@ -137,6 +141,7 @@ void register_compress(CLI::App& root) {
       "  hone compress runs/cnn --fuse --quant int8-static --observer entropy -o runs/cnn-int8\n"
       "  hone compress runs/lstm --quant int8-dynamic -o runs/lstm-int8 --json\n"
       "  hone compress minilm --device cuda --quant int4-weight-only -o runs/minilm-int4\n"
+      "  hone compress minilm --device cuda --quant bf16 --prune 2:4 -o runs/minilm-24\n"
       "  hone compress runs/cnn --recipe recipe.json -o runs/cnn-small\n"
       "  hone compress --list-passes\n");
   add_flag(*app, flags::kBenchTarget, cmd->target);

@@ -57,7 +57,8 @@ inline constexpr Flag kQuant{
 inline constexpr Flag kObserver{"--observer", "int8-static calibration: minmax, percentile or entropy", nullptr};
 inline constexpr Flag kPrune{"--prune",
                              "prune: structured:FRACTION (removes channels), magnitude:FRACTION or "
-                             "magnitude-global:FRACTION (zeros weights)",
+                             "magnitude-global:FRACTION (zeros weights), or 2:4 (semi-structured Linear "
+                             "weights for the GPU's sparse tensor cores)",
                              nullptr};
 inline constexpr Flag kLowRank{"--lowrank", "SVD-factorize Linear layers keeping this fraction of energy, e.g. 0.95",
                                nullptr};

@@ -77,11 +77,13 @@ LoadedData load_digits(const DataOptions& options);
 LoadedData load_goldsilver(const DataOptions& options);
 LoadedData load_fine_foods(const DataOptions& options);       // src/text/fine_foods.cpp
 LoadedData load_fine_foods_int8(const DataOptions& options);  // src/text/fine_foods.cpp
+LoadedData load_fine_foods_2of4(const DataOptions& options);  // src/text/fine_foods.cpp
 DatasetInfo fashion_mnist_info(const DataOptions& options);
 DatasetInfo digits_info(const DataOptions& options);
 DatasetInfo goldsilver_info(const DataOptions& options);
 DatasetInfo fine_foods_info(const DataOptions& options);
 DatasetInfo fine_foods_int8_info(const DataOptions& options);
+DatasetInfo fine_foods_2of4_info(const DataOptions& options);
 
 /// Builds forecasting windows from a [days, features] price table (column 0 is the target
 /// series): log-returns, chronological split, normalization from train only. Exposed for tests.

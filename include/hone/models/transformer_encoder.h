@@ -23,15 +23,18 @@ struct TransformerEncoderLayerConfig {
   std::int64_t num_heads = 4;
   std::int64_t ffn_dim = 128;
   double dropout = 0.1;
-  bool norm_first = false;          ///< pre-LN when true, BERT's post-LN when false
-  std::string activation = "gelu";  ///< gelu (exact, erf) | relu
-  double layer_norm_eps = 1e-12;    ///< BERT's value
+  bool norm_first = false;  ///< pre-LN when true, BERT's post-LN when false
+  /// gelu (exact, erf form; on CUDA in fp16/bf16 at inference the tanh form, fused into the
+  /// GEMM) | relu
+  std::string activation = "gelu";
+  double layer_norm_eps = 1e-12;  ///< BERT's value
 };
 void to_json(nlohmann::json& j, const TransformerEncoderLayerConfig& c);
 void from_json(const nlohmann::json& j, TransformerEncoderLayerConfig& c);
 
 /// Linears are layer slots (hone/nn/layer.h) that compression may replace; they run as one addmm
-/// on the flattened rows.
+/// on the flattened rows. On CUDA at inference (no autograd), post-LN layers run each residual add
+/// and LayerNorm as one hone::add_layer_norm kernel.
 class TransformerEncoderLayerImpl : public nn::Module {
  public:
   explicit TransformerEncoderLayerImpl(TransformerEncoderLayerConfig config);
