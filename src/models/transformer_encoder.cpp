@@ -167,31 +167,40 @@ torch::Tensor TransformerEncoderLayerImpl::attention(const torch::Tensor& x,
   const auto split_heads = [&](const torch::Tensor& t) {
     return t.view({batch, tokens, heads, head_dim}).transpose(1, 2);  // [B, heads, T, head_dim]
   };
-  const auto context =
-      at::scaled_dot_product_attention(split_heads((*query_)(x)), split_heads((*key_)(x)), split_heads((*value_)(x)),
-                                       attend, is_training() ? config_.dropout : 0.0);
-  return (*attention_output_)(context.transpose(1, 2).reshape({batch, tokens, config_.d_model}));
+  const auto context = at::scaled_dot_product_attention(
+      split_heads(linear(*query_, prepacked_[0], x)), split_heads(linear(*key_, prepacked_[1], x)),
+      split_heads(linear(*value_, prepacked_[2], x)), attend, is_training() ? config_.dropout : 0.0);
+  return linear(*attention_output_, prepacked_[3], context.transpose(1, 2).reshape({batch, tokens, config_.d_model}));
+}
+
+torch::Tensor TransformerEncoderLayerImpl::linear(const nn::LayerSlot& slot, const nn::PrepackedLinear& prepacked,
+                                                  const torch::Tensor& x, bool gelu) {
+  const auto* plain = slot.as<torch::nn::LinearImpl>();
+  if (plain != nullptr && !is_training() && nn::PrepackedLinear::applies(x, *plain)) return prepacked(*plain, x, gelu);
+  auto y = slot(x);
+  return gelu ? torch::gelu(y) : y;
 }
 
 torch::Tensor TransformerEncoderLayerImpl::feed_forward(const torch::Tensor& x) {
   torch::Tensor hidden;
-  const auto* linear = intermediate_->as<torch::nn::LinearImpl>();
-  if (config_.activation == "gelu" && fusion_enabled("gelu") && linear != nullptr && linear->bias.defined() &&
+  const auto* plain = intermediate_->as<torch::nn::LinearImpl>();
+  if (config_.activation == "gelu" && fusion_enabled("gelu") && plain != nullptr && plain->bias.defined() &&
       (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) &&
-      x.scalar_type() == linear->weight.scalar_type() && cuda_inference(is_training(), {&x, &linear->weight})) {
+      x.scalar_type() == plain->weight.scalar_type() && cuda_inference(is_training(), {&x, &plain->weight})) {
     // fp16/bf16 on CUDA: GELU in the GEMM's epilogue (cuBLASLt), saving a pass over the widest
     // activation. It is GELU's tanh form, within 5e-4 of the exact erf form: below bf16's and
     // fp16's resolution at the magnitudes that matter (tests/cuda: MiniLM stays >= 0.999 cosine).
     auto out_shape = x.sizes().vec();
-    out_shape.back() = linear->weight.size(0);
-    hidden = at::_addmm_activation(linear->bias, x.reshape({-1, x.size(-1)}), linear->weight.t(), 1, 1,
+    out_shape.back() = plain->weight.size(0);
+    hidden = at::_addmm_activation(plain->bias, x.reshape({-1, x.size(-1)}), plain->weight.t(), 1, 1,
                                    /*use_gelu=*/true)
                  .view(out_shape);
+  } else if (config_.activation == "gelu") {
+    hidden = linear(*intermediate_, prepacked_[4], x, /*gelu=*/true);
   } else {
-    hidden = (*intermediate_)(x);
-    hidden = config_.activation == "gelu" ? torch::gelu(hidden) : torch::relu(hidden);
+    hidden = torch::relu(linear(*intermediate_, prepacked_[4], x));
   }
-  return (*output_)(dropout_->forward(hidden));
+  return linear(*output_, prepacked_[5], dropout_->forward(hidden));
 }
 
 std::vector<ChannelGroup> feed_forward_groups(std::int64_t count) {

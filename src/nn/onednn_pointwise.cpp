@@ -67,8 +67,13 @@ at::Tensor pack_conv2d_weight(const at::Tensor& weight, c10::IntArrayRef stride,
 }
 
 at::Tensor linear_relu(const at::Tensor& x, const at::Tensor& packed_weight, const std::optional<at::Tensor>& bias) {
+  return linear_pointwise(x, packed_weight, bias, "relu", std::nullopt);
+}
+
+at::Tensor linear_pointwise(const at::Tensor& x, const at::Tensor& packed_weight, const std::optional<at::Tensor>& bias,
+                            std::string_view attr, std::optional<std::string_view> algorithm) {
   HONE_CHECK(ops().linear, "oneDNN's mkldnn::_linear_pointwise is not available in this LibTorch");
-  return ops().linear->call(x, packed_weight, bias, "relu", c10::List<std::optional<at::Scalar>>(), std::nullopt);
+  return ops().linear->call(x, packed_weight, bias, attr, c10::List<std::optional<at::Scalar>>(), algorithm);
 }
 
 at::Tensor pack_linear_weight(const at::Tensor& weight, std::int64_t rows) {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,10 @@ at::Tensor pack_conv2d_weight(const at::Tensor& weight, c10::IntArrayRef stride,
 /// relu(x · weightᵀ + bias) for x [..., in], in one oneDNN primitive. `packed_weight` comes from
 /// pack_linear_weight.
 at::Tensor linear_relu(const at::Tensor& x, const at::Tensor& packed_weight, const std::optional<at::Tensor>& bias);
+/// The same with oneDNN's post-op `attr` ("none", "relu", "gelu", ...; `algorithm` "none" = exact
+/// erf GELU, "tanh").
+at::Tensor linear_pointwise(const at::Tensor& x, const at::Tensor& packed_weight, const std::optional<at::Tensor>& bias,
+                            std::string_view attr, std::optional<std::string_view> algorithm);
 /// `weight` [out, in] reordered for inputs of `rows` rows.
 at::Tensor pack_linear_weight(const at::Tensor& weight, std::int64_t rows);
 

@@ -9,9 +9,11 @@
 
 #include "hone/models/model.h"
 #include "hone/nn/layer.h"
+#include "hone/nn/prepacked_linear.h"
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,7 +36,8 @@ void from_json(const nlohmann::json& j, TransformerEncoderLayerConfig& c);
 
 /// Linears are layer slots (hone/nn/layer.h) that compression may replace; they run as one addmm
 /// on the flattened rows. On CUDA at inference (no autograd), post-LN layers run each residual add
-/// and LayerNorm as one hone::add_layer_norm kernel.
+/// and LayerNorm as one hone::add_layer_norm kernel; on the CPU at fp32 inference, plain Linears run
+/// on oneDNN with prepacked weights (and GELU fused into the feed-forward's first one).
 class TransformerEncoderLayerImpl : public nn::Module {
  public:
   explicit TransformerEncoderLayerImpl(TransformerEncoderLayerConfig config);
@@ -53,12 +56,18 @@ class TransformerEncoderLayerImpl : public nn::Module {
   torch::Tensor attention(const torch::Tensor& x, const std::optional<torch::Tensor>& attend);
   torch::Tensor layer(const torch::Tensor& x, const std::optional<torch::Tensor>& attend);
   torch::Tensor feed_forward(const torch::Tensor& x);
+  /// The slot's layer on x (then exact GELU when `gelu`): a plain Linear at CPU fp32 inference runs
+  /// with its weight prepacked for oneDNN (nn::PrepackedLinear), anything else through the slot.
+  torch::Tensor linear(const nn::LayerSlot& slot, const nn::PrepackedLinear& prepacked, const torch::Tensor& x,
+                       bool gelu = false);
   TransformerEncoderLayerConfig config_;
   nn::LayerSlot *query_ = nullptr, *key_ = nullptr, *value_ = nullptr, *attention_output_ = nullptr;
   torch::nn::LayerNorm attention_norm_{nullptr};
   nn::LayerSlot *intermediate_ = nullptr, *output_ = nullptr;
   torch::nn::LayerNorm output_norm_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
+  /// query, key, value, attention_output, intermediate, output
+  std::array<nn::PrepackedLinear, 6> prepacked_;
 };
 TORCH_MODULE(TransformerEncoderLayer);
 

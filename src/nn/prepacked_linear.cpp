@@ -1,0 +1,39 @@
+#include "hone/nn/prepacked_linear.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "onednn_pointwise.h"
+
+namespace hone::nn {
+
+PrepackedLinear::PrepackedLinear() : cache_(std::make_shared<onednn::PackedWeightCache>()) {}
+
+bool PrepackedLinear::applies(const torch::Tensor& x, const torch::nn::LinearImpl& linear) {
+  static const bool enabled = [] {
+    const char* value = std::getenv("HONE_CPU_PREPACK");
+    return (value == nullptr || std::strcmp(value, "0") != 0) && onednn::fused_relu_available();
+  }();
+  if (!enabled || !x.device().is_cpu() || x.scalar_type() != at::kFloat || x.is_quantized() || x.dim() < 2)
+    return false;
+  const auto& w = linear.weight;
+  if (!w.defined() || !w.device().is_cpu() || w.scalar_type() != at::kFloat || x.size(-1) != w.size(1)) return false;
+  if (at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad())) return false;
+  return true;
+}
+
+torch::Tensor PrepackedLinear::operator()(const torch::nn::LinearImpl& linear, const torch::Tensor& x,
+                                          bool gelu) const {
+  // One pack per weight whatever the row count: oneDNN takes any rows with it (the hint only
+  // picks the blocked layout), so varying sequence lengths do not re-pack.
+  const auto rows = x.numel() / x.size(-1);
+  const auto packed = cache_->get(
+      linear.weight, {0}, [rows](const at::Tensor& w) { return onednn::pack_linear_weight(w.contiguous(), rows); });
+  const auto bias = linear.bias.defined() ? std::optional<at::Tensor>(linear.bias) : std::nullopt;
+  return onednn::linear_pointwise(x.contiguous(), packed, bias, gelu ? "gelu" : "none",
+                                  gelu ? std::optional<std::string_view>("none") : std::nullopt);
+}
+
+}  // namespace hone::nn
