@@ -12,6 +12,7 @@
 #include <climits>
 
 #include "add_layer_norm_kernel.cuh"
+#include "float_convert.cuh"
 
 namespace hone::ops::cuda_detail {
 namespace {
@@ -22,36 +23,6 @@ constexpr int kMaxValuesPerThread = 32;  // fp32 registers holding a thread's sh
 constexpr int kMaxWarpsPerRow = 8;       // 256 threads: the longest row, 8192 elements
 constexpr int kPackBytes = 16;           // one 128-bit load or store
 static_assert(kMaxWarpsPerRow * kWarpSize * kMaxValuesPerThread == kAddLayerNormMaxHidden);
-
-template <typename T>
-__device__ __forceinline__ float to_float(T v);
-template <>
-__device__ __forceinline__ float to_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ float to_float<__half>(__half v) {
-  return __half2float(v);
-}
-template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 /// kPack consecutive elements, loaded and stored as one access (16 bytes when kPack·sizeof(T) is).
 template <typename T, int kPack>

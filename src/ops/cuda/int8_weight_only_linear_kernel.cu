@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "float_convert.cuh"
 #include "int8_weight_only_linear_kernel.cuh"
 
 namespace hone::ops::cuda_detail {
@@ -15,36 +16,6 @@ constexpr int kWarps = 8;         // per block
 constexpr int kColumns = 4;       // output channels per warp
 constexpr int kChunk = 1024;      // input features staged in shared memory at a time (32 KiB)
 constexpr int kVectorBytes = 16;  // one int4 load of weights per lane
-
-template <typename T>
-__device__ __forceinline__ float to_float(T v);
-template <>
-__device__ __forceinline__ float to_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ float to_float<__half>(__half v) {
-  return __half2float(v);
-}
-template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 /// kVector: every weight row starts 16-byte aligned and `in` is a multiple of 16 (else one byte
 /// per lane at a time). kRows: input rows per block (blockIdx.y covers the rest), the smallest of
