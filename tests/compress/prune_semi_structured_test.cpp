@@ -20,9 +20,7 @@ using testing::count_layers;
 using testing::mentions;
 using testing::run_pass;
 
-data::DatasetInfo table(std::int64_t features) {
-  return {"table", data::TaskKind::kClassification, {features}, 10, 0, {}};
-}
+using testing::table;
 
 TEST(SemiStructuredTest, MaskKeepsTheTwoLargestOfEveryFourAsABruteForceLoopDoes) {
   torch::manual_seed(1);

@@ -18,9 +18,7 @@ using testing::count_layers;
 using testing::mentions;
 using testing::run_pass;
 
-data::DatasetInfo table(std::int64_t features) {
-  return {"table", data::TaskKind::kClassification, {features}, 10, 0, {}};
-}
+using testing::table;
 
 /// x·Wᵀ + b in double, W the layer's dequantized weight: what every kernel must compute.
 torch::Tensor reference(nn::LinearWeightOnlyImpl& layer, const torch::Tensor& x) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hone/ops/add_layer_norm.h"
+#include "support/error_message.h"
 #include "support/relative_error.h"
 #include "support/tolerances.h"
 
@@ -93,14 +94,7 @@ TEST(AddLayerNormTest, TheReferenceIsTheFormula) {
 
 TEST(AddLayerNormTest, BadInputsNameTheTensorAtFault) {
   const auto p = random_operands({3, 16}, torch::kFloat, 24);
-  const auto expect_error = [](const std::function<void()>& call, const std::string& words) {
-    try {
-      call();
-      ADD_FAILURE() << "no error; expected one mentioning '" << words << "'";
-    } catch (const c10::Error& e) {
-      EXPECT_NE(std::string(e.what_without_backtrace()).find(words), std::string::npos) << e.what_without_backtrace();
-    }
-  };
+  const auto& expect_error = testing::expect_c10_error_mentioning;
   expect_error(
       [&] {
         add_layer_norm(p.x, torch::randn({3, 15}), p.weight, p.bias, kEps);

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "hone/ops/int8_weight_only_linear.h"
+#include "support/error_message.h"
 #include "support/relative_error.h"
 #include "support/tolerances.h"
 
@@ -27,7 +28,7 @@ TEST(Int8WeightOnlyLinearTest, MatchesTheReferenceOnOddShapesInEveryDtype) {
     torch::Dtype dtype;
     testing::Tolerance tolerance;
   };
-  for (const auto [in, out] : {std::pair<std::int64_t, std::int64_t>{37, 29}, {64, 40}, {1, 3}})
+  for (const auto& [in, out] : {std::pair<std::int64_t, std::int64_t>{37, 29}, {64, 40}, {1, 3}})
     for (const Case c : {Case{torch::kFloat, testing::kFp32Reordered}, Case{torch::kBFloat16, testing::kBf16},
                          Case{torch::kHalf, testing::kFp16}}) {
       const auto p = random_operands(in, out, c.dtype, 7);
@@ -66,14 +67,7 @@ TEST(Int8WeightOnlyLinearTest, TheReferenceIsTheFormula) {
 TEST(Int8WeightOnlyLinearTest, BadInputsNameTheTensorAtFault) {
   const auto p = random_operands(16, 8, torch::kFloat, 9);
   const auto x = torch::randn({3, 16});
-  const auto expect_error = [](const std::function<void()>& call, const std::string& words) {
-    try {
-      call();
-      ADD_FAILURE() << "no error; expected one mentioning '" << words << "'";
-    } catch (const c10::Error& e) {
-      EXPECT_NE(std::string(e.what_without_backtrace()).find(words), std::string::npos) << e.what_without_backtrace();
-    }
-  };
+  const auto& expect_error = testing::expect_c10_error_mentioning;
   expect_error([&] { int8_weight_only_linear(x, p.weight.to(torch::kFloat), p.scales, p.bias); },
                "weight must be int8");
   expect_error(

@@ -1,6 +1,9 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <c10/util/Exception.h>
+
+#include <functional>
 #include <string>
 
 #include "hone/core/error.h"
@@ -29,6 +32,16 @@ std::string usage_error_message(Body&& body) {
   }
   ADD_FAILURE() << "expected a hone::UsageError";
   return {};
+}
+
+/// Runs `call` and expects a c10::Error (TORCH_CHECK in an operator) whose message contains `words`.
+inline void expect_c10_error_mentioning(const std::function<void()>& call, const std::string& words) {
+  try {
+    call();
+    ADD_FAILURE() << "no error; expected one mentioning '" << words << "'";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find(words), std::string::npos) << e.what_without_backtrace();
+  }
 }
 
 }  // namespace hone::testing

@@ -16,6 +16,11 @@
 
 namespace hone::testing {
 
+/// A table-shaped classification dataset description (no data): what the zoo's mlp takes.
+inline data::DatasetInfo table(std::int64_t features, std::int64_t classes = 10) {
+  return {"table", data::TaskKind::kClassification, {features}, classes, 0, {}};
+}
+
 /// Runs pass `name` with `options` (validated, defaults filled in); `batches` feed calibration.
 inline compress::PassReport run_pass(models::Model& model, compress::ModelEditor& editor, const std::string& name,
                                      const nlohmann::json& options, std::vector<torch::Tensor> batches = {}) {
