@@ -33,11 +33,7 @@ std::shared_ptr<Conv2dReluImpl> Conv2dReluImpl::from_conv(const torch::nn::Conv2
 }
 
 bool Conv2dReluImpl::runs_fused(const torch::Tensor& x) const {
-  const bool records_gradient = at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() ||
-                                                               (bias.defined() && bias.requires_grad()));
-  return !records_gradient && x.layout() == at::kStrided && x.device().is_cpu() && weight.device().is_cpu() &&
-         x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat && x.dim() == 4 && x.numel() > 0 &&
-         onednn::fused_relu_available();
+  return x.dim() == 4 && onednn::fp32_inference_applies(x, weight, bias, /*min_dim=*/4);
 }
 
 torch::Tensor Conv2dReluImpl::forward(const torch::Tensor& x) {

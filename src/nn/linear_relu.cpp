@@ -29,11 +29,7 @@ std::shared_ptr<LinearReluImpl> LinearReluImpl::from_linear(const torch::nn::Lin
 }
 
 bool LinearReluImpl::runs_fused(const torch::Tensor& x) const {
-  const bool records_gradient = at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() ||
-                                                               (bias.defined() && bias.requires_grad()));
-  return !records_gradient && x.layout() == at::kStrided && x.device().is_cpu() && weight.device().is_cpu() &&
-         x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat && x.dim() >= 2 && x.numel() > 0 &&
-         onednn::fused_relu_available();
+  return onednn::fp32_inference_applies(x, weight, bias, /*min_dim=*/2);
 }
 
 torch::Tensor LinearReluImpl::forward(const torch::Tensor& x) {

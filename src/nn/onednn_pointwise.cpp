@@ -52,6 +52,15 @@ const Ops& ops() {
 
 bool fused_relu_available() { return ops().available(); }
 
+bool fp32_inference_applies(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                            std::int64_t min_dim) {
+  const bool records_gradient = at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() ||
+                                                               (bias.defined() && bias.requires_grad()));
+  return !records_gradient && x.layout() == at::kStrided && x.device().is_cpu() && weight.device().is_cpu() &&
+         x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat && x.dim() >= min_dim && x.numel() > 0 &&
+         fused_relu_available();
+}
+
 at::Tensor conv2d_relu(const at::Tensor& x, const at::Tensor& packed_weight, const std::optional<at::Tensor>& bias,
                        c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
                        std::int64_t groups) {

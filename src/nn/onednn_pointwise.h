@@ -23,6 +23,12 @@ namespace hone::nn::onednn {
 /// True when this LibTorch was built with oneDNN and registers both fused ops (looked up once).
 bool fused_relu_available();
 
+/// Whether oneDNN's fp32 inference kernels may take `x` with `weight` (and `bias`, may be
+/// undefined): the ops are available, x and the weight are dense fp32 CPU tensors, x has at least
+/// `min_dim` dimensions and some elements, and no gradient is being recorded through them.
+bool fp32_inference_applies(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                            std::int64_t min_dim);
+
 /// relu(conv2d(x, weight, bias)) in one oneDNN primitive. `packed_weight` comes from
 /// pack_conv2d_weight. The output is channels-last (oneDNN's layout for prepacked weights).
 at::Tensor conv2d_relu(const at::Tensor& x, const at::Tensor& packed_weight, const std::optional<at::Tensor>& bias,

@@ -14,13 +14,13 @@ PrepackedLinear::PrepackedLinear() : cache_(std::make_shared<onednn::PackedWeigh
 bool PrepackedLinear::applies(const torch::Tensor& x, const torch::nn::LinearImpl& linear) {
   static const bool enabled = [] {
     const char* value = std::getenv("HONE_CPU_PREPACK");
-    return (value == nullptr || std::strcmp(value, "0") != 0) && onednn::fused_relu_available();
+    return value == nullptr || std::strcmp(value, "0") != 0;
   }();
-  if (!enabled || !x.device().is_cpu() || x.scalar_type() != at::kFloat || x.is_quantized() || x.dim() < 2)
-    return false;
   const auto& w = linear.weight;
-  if (!w.defined() || !w.device().is_cpu() || w.scalar_type() != at::kFloat || x.size(-1) != w.size(1)) return false;
-  if (at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad())) return false;
+  if (!enabled || !w.defined() || !onednn::fp32_inference_applies(x, w, linear.bias, /*min_dim=*/2) ||
+      x.size(-1) != w.size(1)) {
+    return false;
+  }
   // oneDNN's call costs ~12-15 µs more than LibTorch's addmm, won back by large weights or many rows
   // (measured on the 2-core EPYC: 384 x 384 1.10-1.30x faster from 8 rows; 64 x 64 to 256 x 256
   // 0.3-0.98x up to ~2^23 multiply-adds per call, 1.03-1.24x from 2^24).
