@@ -170,8 +170,8 @@ std::vector<std::string> diagnose(models::Model& after_model, const std::vector<
                          [](const PassReport& p) { return p.pass == "prune_semi_structured" && !p.changed.empty(); })) {
     out.push_back(
         "the 2:4 layers ran on sparse tensor cores, but at most 2x fewer multiplies pay only on GEMMs large enough "
-        "to be compute-bound (on an H200, from ~2,048 rows of 4,096 features); smaller layers are bound by memory "
-        "and launch costs");
+        "to be compute-bound, and with cuSPARSELt's algorithm search (HONE_CSLT_SEARCH=1; on an H200 from ~2,048 "
+        "rows of 4,096 features); smaller layers are bound by memory and launch costs");
     out.push_back(
         "LibTorch's aten::_cslt_sparse_mm sets cuSPARSELt up again on every call (~0.4-0.7 ms of CPU time each on "
         "an H200 host), so eager 2:4 models are slow; replay them from a CUDA graph (hone bench --cuda-graphs)");

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "../passes.h"
+#include "../weight_change.h"
 #include "hone/nn/linear_float.h"
 #include "hone/nn/linear_semi_structured.h"
 
@@ -29,7 +30,7 @@ class PruneSemiStructured : public Pass {
         dtype_name == "input" ? at::kFloat : nn::low_precision_dtype(dtype_name, "prune_semi_structured");
     torch::NoGradGuard no_grad;
     auto layers = nlohmann::json::array();
-    std::int64_t total = 0, removed = 0;
+    std::int64_t removed = 0;
     for (const auto& ref : nn::all_slots(model)) {
       const auto* linear = ref.slot->as<torch::nn::LinearImpl>();
       if (linear == nullptr) {
@@ -48,21 +49,19 @@ class PruneSemiStructured : public Pass {
         continue;
       }
       auto layer = nn::LinearSemiStructuredImpl::from_float(*linear, compute);
-      const auto w = linear->weight.detach().to(at::kDouble);
-      const double error =
-          ((w - layer->dense_weight().to(w.device(), at::kDouble)).norm() / w.norm().clamp_min(1e-30)).item<double>();
+      const double error = relative_weight_change(linear->weight, layer->dense_weight());
+      const std::int64_t n = linear->weight.numel();
       const auto spec = layer->spec();
       context.editor->replace(ref.path, spec, nn::make_layer(layer));
-      total += w.numel();
-      removed += w.numel() / 2;
-      layers.push_back({{"path", ref.path}, {"parameters", w.numel()}, {"sparsity", 0.5}, {"weight_error", error}});
+      removed += n / 2;
+      layers.push_back({{"path", ref.path}, {"parameters", n}, {"sparsity", 0.5}, {"weight_error", error}});
       report.changed.push_back(fmt::format("{}: Linear [{} -> {}] -> 2:4 sparse{} (relative weight change {:.3f})",
                                            ref.path, in, out,
                                            compute == at::kFloat ? "" : fmt::format(", {} values", dtype_name), error));
     }
     if (report.changed.empty() && report.skipped.empty()) report.skipped.push_back("no Linear in this model");
     report.details["layers"] = std::move(layers);
-    if (total > 0) report.details["pruned_weights"] = removed;
+    if (removed > 0) report.details["pruned_weights"] = removed;
     report.details["note"] =
         "2:4 layers run on sparse tensor cores (cuSPARSELt) for fp16/bf16 activations on CUDA; on the CPU and in fp32 "
         "they run as dense GEMMs (same numbers, no speed-up). One-shot pruning without fine-tuning costs accuracy: "

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "../passes.h"
+#include "../weight_change.h"
 #include "hone/core/error.h"
 #include "hone/nn/conv2d_float.h"
 #include "hone/nn/linear_float.h"
@@ -15,11 +16,6 @@
 
 namespace hone::compress {
 namespace {
-
-double cast_error(const torch::Tensor& weight, const torch::Tensor& stored) {
-  const auto w = weight.detach().to(at::kDouble);
-  return ((w - stored.detach().to(at::kDouble)).norm() / w.norm().clamp_min(1e-30)).item<double>();
-}
 
 class QuantFloat : public Pass {
  public:
@@ -48,7 +44,7 @@ class QuantFloat : public Pass {
       double error = 0;
       if (linear != nullptr) {
         auto replacement = nn::LinearFloatImpl::from_float(*linear, dtype);
-        error = cast_error(linear->weight, replacement->weight);
+        error = relative_weight_change(linear->weight, replacement->weight);
         spec = replacement->spec();
         layer = nn::make_layer(replacement);
       } else {
@@ -59,7 +55,7 @@ class QuantFloat : public Pass {
           report.skipped.push_back(fmt::format("{}: {}", ref.path, e.what()));
           continue;
         }
-        error = cast_error(conv->weight, replacement->weight);
+        error = relative_weight_change(conv->weight, replacement->weight);
         spec = replacement->spec();
         layer = nn::make_layer(replacement);
       }

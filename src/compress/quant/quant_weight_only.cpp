@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "../passes.h"
+#include "../weight_change.h"
 #include "hone/core/error.h"
 #include "hone/nn/linear_weight_only.h"
 #include "quant_common.h"
@@ -47,10 +48,7 @@ class QuantWeightOnly : public Pass {
         continue;
       }
       auto layer = nn::LinearWeightOnlyImpl::from_float(*linear, bits, group_size);
-      const auto w = linear->weight.detach().to(at::kDouble);
-      const double error =
-          ((w - layer->dequantized_weight().to(w.device(), at::kDouble)).norm() / w.norm().clamp_min(1e-30))
-              .item<double>();
+      const double error = relative_weight_change(linear->weight, layer->dequantized_weight());
       const auto spec = layer->spec();
       context.editor->replace(ref.path, spec, nn::make_layer(layer));
       details.push_back({{"path", ref.path}, {"kind", spec["kind"]}, {"bits", bits}, {"weight_error", error}});
