@@ -17,11 +17,26 @@ static_assert(std::endian::native == std::endian::little,
 
 template <typename Value>
 constexpr DataType data_type_of();
-template <> constexpr DataType data_type_of<float>() { return DataType::kFloat; }
-template <> constexpr DataType data_type_of<std::int8_t>() { return DataType::kInt8; }
-template <> constexpr DataType data_type_of<std::uint8_t>() { return DataType::kUint8; }
-template <> constexpr DataType data_type_of<std::int32_t>() { return DataType::kInt32; }
-template <> constexpr DataType data_type_of<std::int64_t>() { return DataType::kInt64; }
+template <>
+constexpr DataType data_type_of<float>() {
+  return DataType::kFloat;
+}
+template <>
+constexpr DataType data_type_of<std::int8_t>() {
+  return DataType::kInt8;
+}
+template <>
+constexpr DataType data_type_of<std::uint8_t>() {
+  return DataType::kUint8;
+}
+template <>
+constexpr DataType data_type_of<std::int32_t>() {
+  return DataType::kInt32;
+}
+template <>
+constexpr DataType data_type_of<std::int64_t>() {
+  return DataType::kInt64;
+}
 
 std::string shape_text(const std::vector<std::int64_t>& dims) {
   std::string out = "[";
@@ -45,40 +60,60 @@ std::size_t element_size(DataType type) {
   switch (type) {
     case DataType::kBool:
     case DataType::kInt8:
-    case DataType::kUint8: return 1;
+    case DataType::kUint8:
+      return 1;
     case DataType::kFloat16:
     case DataType::kBfloat16:
     case DataType::kInt16:
-    case DataType::kUint16: return 2;
+    case DataType::kUint16:
+      return 2;
     case DataType::kFloat:
     case DataType::kInt32:
-    case DataType::kUint32: return 4;
+    case DataType::kUint32:
+      return 4;
     case DataType::kDouble:
     case DataType::kInt64:
-    case DataType::kUint64: return 8;
+    case DataType::kUint64:
+      return 8;
     case DataType::kUndefined:
-    case DataType::kString: break;
+    case DataType::kString:
+      break;
   }
   fail("ONNX element type {} has no fixed size in raw_data", data_type_name(type));
 }
 
 std::string data_type_name(DataType type) {
   switch (type) {
-    case DataType::kUndefined: return "UNDEFINED";
-    case DataType::kFloat: return "FLOAT";
-    case DataType::kUint8: return "UINT8";
-    case DataType::kInt8: return "INT8";
-    case DataType::kUint16: return "UINT16";
-    case DataType::kInt16: return "INT16";
-    case DataType::kInt32: return "INT32";
-    case DataType::kInt64: return "INT64";
-    case DataType::kString: return "STRING";
-    case DataType::kBool: return "BOOL";
-    case DataType::kFloat16: return "FLOAT16";
-    case DataType::kDouble: return "DOUBLE";
-    case DataType::kUint32: return "UINT32";
-    case DataType::kUint64: return "UINT64";
-    case DataType::kBfloat16: return "BFLOAT16";
+    case DataType::kUndefined:
+      return "UNDEFINED";
+    case DataType::kFloat:
+      return "FLOAT";
+    case DataType::kUint8:
+      return "UINT8";
+    case DataType::kInt8:
+      return "INT8";
+    case DataType::kUint16:
+      return "UINT16";
+    case DataType::kInt16:
+      return "INT16";
+    case DataType::kInt32:
+      return "INT32";
+    case DataType::kInt64:
+      return "INT64";
+    case DataType::kString:
+      return "STRING";
+    case DataType::kBool:
+      return "BOOL";
+    case DataType::kFloat16:
+      return "FLOAT16";
+    case DataType::kDouble:
+      return "DOUBLE";
+    case DataType::kUint32:
+      return "UINT32";
+    case DataType::kUint64:
+      return "UINT64";
+    case DataType::kBfloat16:
+      return "BFLOAT16";
   }
   return "DataType(" + std::to_string(static_cast<std::int32_t>(type)) + ")";
 }
@@ -257,8 +292,8 @@ const std::string& GraphBuilder::add_node(std::string op_type, std::vector<std::
     fail("ONNX graph '{}': node name '{}' is already used", graph_.name, node_name);
   }
   if (!opsets_.contains(domain)) {
-    fail("ONNX graph '{}': node '{}' ({}) is in domain '{}', which the model does not import (set_opset)",
-         graph_.name, node_name, op_type, domain);
+    fail("ONNX graph '{}': node '{}' ({}) is in domain '{}', which the model does not import (set_opset)", graph_.name,
+         node_name, op_type, domain);
   }
   for (const std::string& input : inputs) {
     if (!input.empty() && !values_.contains(input)) {
@@ -276,7 +311,8 @@ const std::string& GraphBuilder::add_node(std::string op_type, std::vector<std::
       fail("ONNX graph '{}': node '{}' attribute '{}' has no type", graph_.name, node_name, attribute.name);
     }
     if (attribute.type == AttributeType::kTensor) {
-      if (!attribute.t) fail("ONNX graph '{}': node '{}' attribute '{}' has no tensor", graph_.name, node_name, attribute.name);
+      if (!attribute.t)
+        fail("ONNX graph '{}': node '{}' attribute '{}' has no tensor", graph_.name, node_name, attribute.name);
       check_tensor(*attribute.t);
     }
   }

@@ -71,11 +71,6 @@ void put_int(Sink& sink, std::uint32_t field, std::int64_t value) {
 }
 
 template <typename Sink>
-void put_int_if_set(Sink& sink, std::uint32_t field, std::int64_t value) {
-  if (value != 0) put_int(sink, field, value);
-}
-
-template <typename Sink>
 void put_fixed32(Sink& sink, float value) {
   const auto bits = std::bit_cast<std::uint32_t>(value);
   for (int shift = 0; shift < 32; shift += 8) sink.push(static_cast<char>((bits >> shift) & 0xff));
@@ -128,6 +123,7 @@ void write(Sink& sink, const TensorProto& m) {
   put_bytes_if_set(sink, 9, m.raw_data);
 }
 
+// clang-format off
 template <typename Sink>
 void write(Sink& sink, const AttributeProto& m) {
   put_bytes_if_set(sink, 1, m.name);
@@ -148,6 +144,8 @@ void write(Sink& sink, const AttributeProto& m) {
   }
   put_int(sink, 20, static_cast<std::int32_t>(m.type));
 }
+
+// clang-format on
 
 template <typename Sink>
 void write(Sink& sink, const NodeProto& m) {
@@ -224,7 +222,7 @@ void write(Sink& sink, const StringStringEntryProto& m) {
 
 template <typename Sink>
 void write(Sink& sink, const ModelProto& m) {
-  put_int_if_set(sink, 1, m.ir_version);
+  if (m.ir_version != 0) put_int(sink, 1, m.ir_version);
   put_bytes_if_set(sink, 2, m.producer_name);
   put_bytes_if_set(sink, 3, m.producer_version);
   put_message(sink, 7, m.graph);
@@ -339,15 +337,15 @@ class Reader {
   }
 
   void skip(const Field& field) {
-    switch (field.wire) {
-      case WireType::kVarint: read_varint(); return;
-      case WireType::kFixed32: read_fixed32(); return;
-      case WireType::kFixed64:
-        if (bytes_.size() - position_ < 8) fail_at(base_ + position_, "truncated 8-byte value");
-        position_ += 8;
-        return;
-      case WireType::kLengthDelimited: read_length_delimited(); return;
-      default: fail_at(field.offset, "cannot skip a group");
+    if (field.wire == WireType::kVarint) {
+      read_varint();
+    } else if (field.wire == WireType::kFixed32) {
+      read_fixed32();
+    } else if (field.wire == WireType::kLengthDelimited) {
+      read_length_delimited();
+    } else {  // kFixed64: read_tag() lets no other wire type through
+      if (bytes_.size() - position_ < 8) fail_at(base_ + position_, "truncated 8-byte value");
+      position_ += 8;
     }
   }
 
@@ -434,6 +432,8 @@ class Reader {
   std::string path_;
 };
 
+// The readers below are field tables, one case per onnx.proto field, kept one line each.
+// clang-format off
 void read(Reader& r, TensorProto& m) {
   while (!r.at_end()) {
     const Field f = r.read_tag();
@@ -489,7 +489,8 @@ void read(Reader& r, AttributeProto& m) {
   switch (type) {
     case 1: case 2: case 3: case 4: case 6: case 7: case 8: m.type = static_cast<AttributeType>(type); break;
     default:
-      r.fail_at(r.start(), fmt::format("attribute '{}' has type {}, which hone's reader does not support", m.name, type));
+      r.fail_at(r.start(),
+                fmt::format("attribute '{}' has type {}, which hone's reader does not support", m.name, type));
   }
 }
 
@@ -635,16 +636,16 @@ void read(Reader& r, ModelProto& m) {
   }
 }
 
-template <typename Message>
-std::string_view message_name();
-template <> std::string_view message_name<ModelProto>() { return "ModelProto"; }
-template <> std::string_view message_name<GraphProto>() { return "GraphProto"; }
-template <> std::string_view message_name<NodeProto>() { return "NodeProto"; }
-template <> std::string_view message_name<AttributeProto>() { return "AttributeProto"; }
-template <> std::string_view message_name<TensorProto>() { return "TensorProto"; }
-template <> std::string_view message_name<ValueInfoProto>() { return "ValueInfoProto"; }
-template <> std::string_view message_name<OperatorSetIdProto>() { return "OperatorSetIdProto"; }
-template <> std::string_view message_name<StringStringEntryProto>() { return "StringStringEntryProto"; }
+// clang-format on
+
+std::string_view message_name(const ModelProto&) { return "ModelProto"; }
+std::string_view message_name(const GraphProto&) { return "GraphProto"; }
+std::string_view message_name(const NodeProto&) { return "NodeProto"; }
+std::string_view message_name(const AttributeProto&) { return "AttributeProto"; }
+std::string_view message_name(const TensorProto&) { return "TensorProto"; }
+std::string_view message_name(const ValueInfoProto&) { return "ValueInfoProto"; }
+std::string_view message_name(const OperatorSetIdProto&) { return "OperatorSetIdProto"; }
+std::string_view message_name(const StringStringEntryProto&) { return "StringStringEntryProto"; }
 
 }  // namespace
 
@@ -660,7 +661,7 @@ std::string serialize(const StringStringEntryProto& message) { return serialize_
 template <typename Message>
 Message parse(std::string_view bytes, std::string_view source) {
   Message message;
-  Reader reader(bytes, 0, source, std::string(message_name<Message>()));
+  Reader reader(bytes, 0, source, std::string(message_name(message)));
   read(reader, message);
   return message;
 }

@@ -95,7 +95,8 @@ def check_mlp(directory, failures):
     path = os.path.join(directory, "mlp.onnx")
     model, weights = check_model_file(path, failures)
     for name, dims, salt in (("w1", (7, 5), 1), ("b1", (7,), 2), ("w2", (7, 3), 3)):
-        if weights[name].dtype != np.float32 or not np.array_equal(weights[name], sample_values(np.prod(dims), salt).reshape(dims)):
+        want = sample_values(np.prod(dims), salt).reshape(dims)
+        if weights[name].dtype != np.float32 or not np.array_equal(weights[name], want):
             failures.append(f"mlp.onnx: initializer {name} differs from sample_value()")
     expected = {
         "b2_half": np.array([0.5, -1.25, 2], np.float16),
@@ -126,13 +127,16 @@ def check_quant(directory, failures):
     path = os.path.join(directory, "quant.onnx")
     model, weights = check_model_file(path, failures)
     axes = [a.i for n in model.graph.node for a in n.attribute if a.name == "axis"]
-    if axes != [1, 1, 1] or weights["w_codes"].dtype != np.int8 or weights["x_zero"].tolist() != [0, -3, 5, 127]:
+    if axes != [1, 1, 1, 0] or weights["w_codes"].dtype != np.int8 or weights["x_zero"].tolist() != [0, -3, 5, 127]:
         failures.append(f"quant.onnx: axes {axes}, w_codes {weights['w_codes'].dtype}, x_zero {weights['x_zero']}")
     rng = np.random.default_rng(8)
     for batch in (2, 9):
         x = (rng.standard_normal((batch, 4)) * 3).astype(np.float32)
-        got, codes = run_session(path, {"x": x})
+        got, codes, u = run_session(path, {"x": x})
         want, want_codes = quant_reference(x, weights)
+        want_u = (weights["u_codes"].astype(np.float32) - weights["u_zero"].astype(np.float32)) * weights["x_scale"]
+        if weights["u_codes"].dtype != np.uint8 or not np.array_equal(u, want_u):
+            failures.append(f"quant.onnx: uint8 DequantizeLinear gave {u}, expected {want_u}")
         if codes.dtype != np.int8 or not np.array_equal(codes, want_codes):
             failures.append(f"quant.onnx batch {batch}: int8 codes differ in {(codes != want_codes).sum()} places")
         error = relative_error(got, want.astype(np.float64))
@@ -175,7 +179,8 @@ def roundtrip(program, directory, data, name):
 def helper_model():
     """A model written by onnx.helper / protobuf, inside the subset hone reads."""
     weight = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5, "w")
-    shift = helper.make_tensor("shift", onnx.TensorProto.FLOAT, [3], np.array([1, -1, 0.5], np.float32).tobytes(), raw=True)
+    shift_bytes = np.array([1, -1, 0.5], np.float32).tobytes()
+    shift = helper.make_tensor("shift", onnx.TensorProto.FLOAT, [3], shift_bytes, raw=True)
     nodes = [
         helper.make_node("Constant", [], ["c"], name="const", value=shift),
         helper.make_node("MatMul", ["x", "w"], ["m"], name="matmul"),

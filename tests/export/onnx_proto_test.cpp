@@ -20,8 +20,8 @@
 namespace hone::onnx {
 namespace {
 
-using ::testing::HasSubstr;
 using hone::testing::error_message;
+using ::testing::HasSubstr;
 
 std::string bytes(std::initializer_list<int> values) {
   std::string out;
@@ -66,9 +66,9 @@ TEST(OnnxProtoVarint, EdgeCasesAsOpsetVersions) {
   EXPECT_EQ(serialize(opset(-1)), bytes({0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}));
   EXPECT_EQ(serialize(opset(std::numeric_limits<std::int64_t>::min())),
             bytes({0x10, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}));
-  for (std::int64_t version : {std::int64_t{0}, std::int64_t{127}, std::int64_t{128}, std::int64_t{1} << 32,
-                               std::int64_t{-1}, std::numeric_limits<std::int64_t>::min(),
-                               std::numeric_limits<std::int64_t>::max()}) {
+  for (std::int64_t version :
+       {std::int64_t{0}, std::int64_t{127}, std::int64_t{128}, std::int64_t{1} << 32, std::int64_t{-1},
+        std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max()}) {
     EXPECT_EQ(parse<OperatorSetIdProto>(serialize(opset(version))).version, version);
   }
 }
@@ -87,11 +87,11 @@ TEST(OnnxProtoEncode, StringsAreLengthDelimited) {
 TEST(OnnxProtoEncode, TensorWithPackedDims) {
   TensorProto tensor{{2, 3}, DataType::kInt8, "q", bytes({1, 0xff, 2, 3, 4, 5})};
   // dims packed (field 1: 0x0a, 2 bytes), data_type (field 2: 0x10), name (8: 0x42), raw_data (9: 0x4a).
-  EXPECT_EQ(serialize(tensor), bytes({0x0a, 0x02, 0x02, 0x03, 0x10, 0x03, 0x42, 0x01, 'q', 0x4a, 0x06, 1, 0xff, 2, 3,
-                                      4, 5}));
+  EXPECT_EQ(serialize(tensor),
+            bytes({0x0a, 0x02, 0x02, 0x03, 0x10, 0x03, 0x42, 0x01, 'q', 0x4a, 0x06, 1, 0xff, 2, 3, 4, 5}));
   TensorProto negative{{-1, 0}, DataType::kFloat, "", ""};
-  EXPECT_EQ(serialize(negative), bytes({0x0a, 0x0b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00,
-                                        0x10, 0x01}));
+  EXPECT_EQ(serialize(negative),
+            bytes({0x0a, 0x0b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00, 0x10, 0x01}));
   TensorProto scalar{{}, DataType::kBfloat16, "s", bytes({0x80, 0x3f})};
   EXPECT_EQ(serialize(scalar), bytes({0x10, 0x10, 0x42, 0x01, 's', 0x4a, 0x02, 0x80, 0x3f}));
 }
@@ -102,28 +102,31 @@ TEST(OnnxProtoEncode, AttributesWriteOnlyTheirTypedValue) {
     a.floats = {1.0F, -2.0F};
   });
   // name, floats packed (field 7: 0x3a) as 4 little-endian bytes each, type (field 20: tag a0 01) = 6.
-  EXPECT_EQ(serialize(floats), bytes({0x0a, 0x01, 'a', 0x3a, 0x08, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0,
-                                      0xa0, 0x01, 0x06}));
+  EXPECT_EQ(serialize(floats),
+            bytes({0x0a, 0x01, 'a', 0x3a, 0x08, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0, 0xa0, 0x01, 0x06}));
   const AttributeProto zero_int = attribute("axis", AttributeType::kInt, [](AttributeProto& a) { a.i = 0; });
   EXPECT_EQ(serialize(zero_int), bytes({0x0a, 0x04, 'a', 'x', 'i', 's', 0x18, 0x00, 0xa0, 0x01, 0x02}));
   const AttributeProto half = attribute("x", AttributeType::kFloat, [](AttributeProto& a) { a.f = 0.5F; });
   EXPECT_EQ(serialize(half), bytes({0x0a, 0x01, 'x', 0x15, 0x00, 0x00, 0x00, 0x3f, 0xa0, 0x01, 0x01}));
   const AttributeProto ints = attribute("p", AttributeType::kInts, [](AttributeProto& a) { a.ints = {1, 300, -1}; });
-  EXPECT_EQ(serialize(ints), bytes({0x0a, 0x01, 'p', 0x42, 0x0d, 0x01, 0xac, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                    0xff, 0xff, 0xff, 0xff, 0x01, 0xa0, 0x01, 0x07}));
-  const AttributeProto strings =
-      attribute("d", AttributeType::kStrings, [](AttributeProto& a) { a.strings = {"fw", ""}; });
+  EXPECT_EQ(serialize(ints), bytes({0x0a, 0x01, 'p',  0x42, 0x0d, 0x01, 0xac, 0x02, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0xa0, 0x01, 0x07}));
+  const AttributeProto strings = attribute("d", AttributeType::kStrings, [](AttributeProto& a) {
+    a.strings = {"fw", ""};
+  });
   EXPECT_EQ(serialize(strings), bytes({0x0a, 0x01, 'd', 0x4a, 0x02, 'f', 'w', 0x4a, 0x00, 0xa0, 0x01, 0x08}));
-  const AttributeProto tensor = attribute("value", AttributeType::kTensor,
-                                          [](AttributeProto& a) { a.t = TensorProto{{}, DataType::kInt64, "", ""}; });
+  const AttributeProto tensor = attribute("value", AttributeType::kTensor, [](AttributeProto& a) {
+    a.t = TensorProto{{}, DataType::kInt64, "", ""};
+  });
   EXPECT_EQ(serialize(tensor), bytes({0x0a, 0x05, 'v', 'a', 'l', 'u', 'e', 0x2a, 0x02, 0x10, 0x07, 0xa0, 0x01, 0x04}));
-  EXPECT_THAT(error_message([] { serialize(attribute("u", AttributeType::kUndefined, [](AttributeProto&) {})); }), HasSubstr("'u' has no type"));
+  EXPECT_THAT(error_message([] { serialize(attribute("u", AttributeType::kUndefined, [](AttributeProto&) {})); }),
+              HasSubstr("'u' has no type"));
 }
 
 TEST(OnnxProtoEncode, NodeKeepsEmptyOptionalInputs) {
   NodeProto node = node_of({"a", ""}, {"b"}, "n", "Relu");
-  EXPECT_EQ(serialize(node), bytes({0x0a, 0x01, 'a', 0x0a, 0x00, 0x12, 0x01, 'b', 0x1a, 0x01, 'n', 0x22, 0x04, 'R',
-                                    'e', 'l', 'u'}));
+  EXPECT_EQ(serialize(node),
+            bytes({0x0a, 0x01, 'a', 0x0a, 0x00, 0x12, 0x01, 'b', 0x1a, 0x01, 'n', 0x22, 0x04, 'R', 'e', 'l', 'u'}));
   node.domain = "d";
   EXPECT_EQ(serialize(node).substr(17), bytes({0x3a, 0x01, 'd'}));
 }
@@ -131,16 +134,16 @@ TEST(OnnxProtoEncode, NodeKeepsEmptyOptionalInputs) {
 TEST(OnnxProtoEncode, ValueInfoWithSymbolicDims) {
   ValueInfoProto value{"x", TensorTypeProto{DataType::kFloat, std::vector<Dimension>{"batch", 3}}};
   // ValueInfo{name, type: TypeProto{tensor_type: {elem_type 1, shape: {dim {dim_param}, dim {dim_value}}}}}.
-  EXPECT_EQ(serialize(value), bytes({0x0a, 0x01, 'x', 0x12, 0x13, 0x0a, 0x11, 0x08, 0x01, 0x12, 0x0d, 0x0a, 0x07,
-                                     0x12, 0x05, 'b', 'a', 't', 'c', 'h', 0x0a, 0x02, 0x08, 0x03}));
+  EXPECT_EQ(serialize(value), bytes({0x0a, 0x01, 'x',  0x12, 0x13, 0x0a, 0x11, 0x08, 0x01, 0x12, 0x0d, 0x0a,
+                                     0x07, 0x12, 0x05, 'b',  'a',  't',  'c',  'h',  0x0a, 0x02, 0x08, 0x03}));
   // A scalar has an empty shape; an unknown rank has none; a 0 size and an unknown dim are kept.
   EXPECT_EQ(serialize(ValueInfoProto{"s", TensorTypeProto{DataType::kInt64, std::vector<Dimension>{}}}),
             bytes({0x0a, 0x01, 's', 0x12, 0x06, 0x0a, 0x04, 0x08, 0x07, 0x12, 0x00}));
   EXPECT_EQ(serialize(ValueInfoProto{"r", TensorTypeProto{DataType::kInt64, std::nullopt}}),
             bytes({0x0a, 0x01, 'r', 0x12, 0x04, 0x0a, 0x02, 0x08, 0x07}));
-  EXPECT_EQ(serialize(ValueInfoProto{"z", TensorTypeProto{DataType::kBool, std::vector<Dimension>{0, Dimension{}}}}),
-            bytes({0x0a, 0x01, 'z', 0x12, 0x0c, 0x0a, 0x0a, 0x08, 0x09, 0x12, 0x06, 0x0a, 0x02, 0x08, 0x00, 0x0a,
-                   0x00}));
+  EXPECT_EQ(
+      serialize(ValueInfoProto{"z", TensorTypeProto{DataType::kBool, std::vector<Dimension>{0, Dimension{}}}}),
+      bytes({0x0a, 0x01, 'z', 0x12, 0x0c, 0x0a, 0x0a, 0x08, 0x09, 0x12, 0x06, 0x0a, 0x02, 0x08, 0x00, 0x0a, 0x00}));
 }
 
 TEST(OnnxProtoEncode, SmallModel) {
@@ -151,8 +154,8 @@ TEST(OnnxProtoEncode, SmallModel) {
   model.opset_import = {{"", 21}};
   model.metadata_props = {{"k", "v"}};
   // ir_version (1), producer_name (2), graph (7: 0x3a), opset_import (8: 0x42), metadata_props (14: 0x72).
-  EXPECT_EQ(serialize(model), bytes({0x08, 0x0a, 0x12, 0x04, 'h', 'o', 'n', 'e', 0x3a, 0x03, 0x12, 0x01, 'g', 0x42,
-                                     0x02, 0x10, 0x15, 0x72, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v'}));
+  EXPECT_EQ(serialize(model), bytes({0x08, 0x0a, 0x12, 0x04, 'h',  'o',  'n',  'e',  0x3a, 0x03, 0x12, 0x01, 'g',
+                                     0x42, 0x02, 0x10, 0x15, 0x72, 0x06, 0x0a, 0x01, 'k',  0x12, 0x01, 'v'}));
   EXPECT_EQ(parse<ModelProto>(serialize(model)), model);
 }
 
@@ -173,13 +176,17 @@ ModelProto full_model() {
   NodeProto gemm = node_of({"x", "w", ""}, {"h"}, "gemm", "Gemm");
   gemm.attribute.push_back(attribute("alpha", AttributeType::kFloat, [](AttributeProto& a) { a.f = -1.5F; }));
   gemm.attribute.push_back(attribute("transB", AttributeType::kInt, [](AttributeProto& a) { a.i = 1; }));
+  gemm.attribute.push_back(attribute("ints", AttributeType::kInts, [](AttributeProto& a) {
+    a.ints = {-3, 0, std::int64_t{1} << 40};
+  }));
+  gemm.attribute.push_back(attribute("floats", AttributeType::kFloats, [](AttributeProto& a) {
+    a.floats = {0.25F, 1e30F};
+  }));
+  gemm.attribute.push_back(attribute("strings", AttributeType::kStrings, [](AttributeProto& a) {
+    a.strings = {"a", "", "ccc"};
+  }));
   gemm.attribute.push_back(
-      attribute("ints", AttributeType::kInts, [](AttributeProto& a) { a.ints = {-3, 0, std::int64_t{1} << 40}; }));
-  gemm.attribute.push_back(
-      attribute("floats", AttributeType::kFloats, [](AttributeProto& a) { a.floats = {0.25F, 1e30F}; }));
-  gemm.attribute.push_back(
-      attribute("strings", AttributeType::kStrings, [](AttributeProto& a) { a.strings = {"a", "", "ccc"}; }));
-  gemm.attribute.push_back(attribute("s", AttributeType::kString, [](AttributeProto& a) { a.s = std::string("\0z", 2); }));
+      attribute("s", AttributeType::kString, [](AttributeProto& a) { a.s = std::string("\0z", 2); }));
   gemm.attribute.push_back(attribute("t", AttributeType::kTensor, [](AttributeProto& a) {
     a.t = TensorProto{{1}, DataType::kInt64, "", std::string(8, '\x02')};
   }));
@@ -202,8 +209,8 @@ TEST(OnnxProtoParse, RoundTripsEveryField) {
 
 TEST(OnnxProtoParse, AcceptsProtobufsOtherSpellings) {
   // Unpacked repeated ints (field 8 as varints) and floats (field 7 as fixed32), type first.
-  const AttributeProto ints = parse<AttributeProto>(
-      bytes({0xa0, 0x01, 0x07, 0x0a, 0x01, 'p', 0x40, 0x01, 0x40, 0xac, 0x02, 0x42, 0x01, 0x05}));
+  const AttributeProto ints =
+      parse<AttributeProto>(bytes({0xa0, 0x01, 0x07, 0x0a, 0x01, 'p', 0x40, 0x01, 0x40, 0xac, 0x02, 0x42, 0x01, 0x05}));
   EXPECT_EQ(ints.name, "p");
   EXPECT_EQ(ints.type, AttributeType::kInts);
   EXPECT_EQ(ints.ints, (std::vector<std::int64_t>{1, 300, 5}));  // packed and unpacked mixed
@@ -212,13 +219,13 @@ TEST(OnnxProtoParse, AcceptsProtobufsOtherSpellings) {
   EXPECT_EQ(floats.floats, (std::vector<float>{1.0F, -2.0F}));
   // Unknown fields of every wire type are skipped: doc_string (6), a fixed64 (99), a fixed32 (98),
   // a varint (97).
-  const NodeProto node = parse<NodeProto>(bytes({0x32, 0x03, 'd', 'o', 'c', 0x99, 0x06, 1, 2, 3, 4, 5, 6, 7, 8, 0x95,
-                                                 0x06, 1, 2, 3, 4, 0x88, 0x06, 0x96, 0x01, 0x22, 0x04, 'R', 'e', 'l', 'u'}));
+  const NodeProto node =
+      parse<NodeProto>(bytes({0x32, 0x03, 'd', 'o', 'c', 0x99, 0x06, 1,    2,    3,    4,    5,   6,   7,   8,  0x95,
+                              0x06, 1,    2,   3,   4,   0x88, 0x06, 0x96, 0x01, 0x22, 0x04, 'R', 'e', 'l', 'u'}));
   EXPECT_EQ(node.op_type, "Relu");
   // A repeated optional message merges, and the last dim_value/dim_param of a oneof wins.
-  const ValueInfoProto value = parse<ValueInfoProto>(
-      bytes({0x12, 0x04, 0x0a, 0x02, 0x08, 0x01, 0x12, 0x0a, 0x0a, 0x08, 0x12, 0x06, 0x0a, 0x04, 0x08, 0x05, 0x12,
-             0x00}));
+  const ValueInfoProto value = parse<ValueInfoProto>(bytes(
+      {0x12, 0x04, 0x0a, 0x02, 0x08, 0x01, 0x12, 0x0a, 0x0a, 0x08, 0x12, 0x06, 0x0a, 0x04, 0x08, 0x05, 0x12, 0x00}));
   ASSERT_TRUE(value.type && value.type->shape);
   EXPECT_EQ(value.type->elem_type, DataType::kFloat);
   EXPECT_EQ(*value.type->shape, std::vector<Dimension>{Dimension{}});  // dim_value 5, then dim_param "" wins
@@ -249,26 +256,42 @@ TEST(OnnxProtoParse, RejectsMalformedInput) {
     EXPECT_THAT(error_message([&] { parse<OperatorSetIdProto>(test.input, "opset.bin"); }), HasSubstr(test.message))
         << ::testing::PrintToString(test.input);
   }
-  EXPECT_THAT(error_message([] { parse<TensorProto>(bytes({0x10, 0x80, 0x80, 0x80, 0x80, 0x08})); }),
+  EXPECT_THAT(error_message([] {
+                parse<TensorProto>(bytes({0x10, 0x80, 0x80, 0x80, 0x80, 0x08}));
+              }),
               HasSubstr("data_type) = 2147483648 does not fit in int32"));
-  EXPECT_THAT(error_message([] { parse<TensorProto>(bytes({0x0a, 0x02, 0x01, 0x80})); }), HasSubstr("truncated varint"));
-  EXPECT_THAT(error_message([] { parse<AttributeProto>(bytes({0x3a, 0x03, 0, 0, 0x80})); }),
+  EXPECT_THAT(error_message([] {
+                parse<TensorProto>(bytes({0x0a, 0x02, 0x01, 0x80}));
+              }),
+              HasSubstr("truncated varint"));
+  EXPECT_THAT(error_message([] {
+                parse<AttributeProto>(bytes({0x3a, 0x03, 0, 0, 0x80}));
+              }),
               HasSubstr("packed floats (floats) of 3 bytes"));
 }
 
 TEST(OnnxProtoParse, RejectsWhatItWouldSilentlyDrop) {
-  EXPECT_THAT(error_message([] { parse<TensorProto>(bytes({0x22, 0x04, 0, 0, 0x80, 0x3f})); }),
+  EXPECT_THAT(error_message([] {
+                parse<TensorProto>(bytes({0x22, 0x04, 0, 0, 0x80, 0x3f}));
+              }),
               HasSubstr("field 4 (float_data; hone reads raw_data only) is not supported"));
   EXPECT_THAT(error_message([] { parse<TensorProto>(bytes({0x6a, 0x00})); }), HasSubstr("external_data"));
   EXPECT_THAT(error_message([] { parse<TensorProto>(bytes({0x70, 0x01})); }), HasSubstr("data_location EXTERNAL"));
   EXPECT_NO_THROW(parse<TensorProto>(bytes({0x70, 0x00})));
-  EXPECT_THAT(error_message([] { parse<AttributeProto>(bytes({0x0a, 0x01, 'g', 0xa0, 0x01, 0x05})); }),
+  EXPECT_THAT(error_message([] {
+                parse<AttributeProto>(bytes({0x0a, 0x01, 'g', 0xa0, 0x01, 0x05}));
+              }),
               HasSubstr("attribute 'g' has type 5, which hone's reader does not support"));
   EXPECT_THAT(error_message([] { parse<AttributeProto>(bytes({0x32, 0x00})); }), HasSubstr("g (graph attribute)"));
   EXPECT_THAT(error_message([] { parse<AttributeProto>(bytes({0x0a, 0x01, 'n'})); }), HasSubstr("has type 0"));
-  EXPECT_THAT(error_message([] { parse<ValueInfoProto>(bytes({0x12, 0x02, 0x22, 0x00})); }),
+  EXPECT_THAT(error_message([] {
+                parse<ValueInfoProto>(bytes({0x12, 0x02, 0x22, 0x00}));
+              }),
               HasSubstr("field 4 (sequence_type)"));
-  EXPECT_THAT(error_message([] { parse<ValueInfoProto>(bytes({0x12, 0x00})); }), HasSubstr("TypeProto without tensor_type"));
+  EXPECT_THAT(error_message([] {
+                parse<ValueInfoProto>(bytes({0x12, 0x00}));
+              }),
+              HasSubstr("TypeProto without tensor_type"));
   EXPECT_THAT(error_message([] { parse<GraphProto>(bytes({0x7a, 0x00})); }), HasSubstr("sparse_initializer"));
   EXPECT_THAT(error_message([] { parse<ModelProto>(bytes({0xca, 0x01, 0x00})); }), HasSubstr("functions"));
 }
@@ -280,7 +303,8 @@ TEST(OnnxProtoParse, ErrorsNameSourcePathAndOffset) {
   ASSERT_NE(at, std::string::npos);
   encoded[at + 1] = 0x7f;
   const std::string message = error_message([&] { parse<ModelProto>(encoded, "model.onnx"); });
-  EXPECT_THAT(message, HasSubstr("model.onnx: ModelProto.graph.node[0].attribute[0] at byte " + std::to_string(at + 1)));
+  EXPECT_THAT(message,
+              HasSubstr("model.onnx: ModelProto.graph.node[0].attribute[0] at byte " + std::to_string(at + 1)));
   EXPECT_THAT(message, HasSubstr("length 127 runs past the end"));
 }
 

@@ -66,7 +66,8 @@ onnx::ModelProto mlp_model() {
   add_floats(graph, "b1", {7}, 2);
   add_floats(graph, "w2", {7, 3}, 3);
   // 0.5, -1.25, 2 as IEEE half (0x3800, 0xbd00, 0x4000) and 0.5, 1, -2 as bfloat16 (0x3f00, 0x3f80, 0xc000).
-  graph.add_initializer("b2_half", onnx::DataType::kFloat16, {3}, bytes_of(std::vector<std::uint16_t>{0x3800, 0xbd00, 0x4000}));
+  graph.add_initializer("b2_half", onnx::DataType::kFloat16, {3},
+                        bytes_of(std::vector<std::uint16_t>{0x3800, 0xbd00, 0x4000}));
   graph.add_initializer("scale_bf16", onnx::DataType::kBfloat16, {3},
                         bytes_of(std::vector<std::uint16_t>{0x3f00, 0x3f80, 0xc000}));
   graph.add_initializer("mask", onnx::DataType::kBool, {3}, bytes_of(std::vector<std::uint8_t>{1, 0, 1}));
@@ -96,7 +97,8 @@ onnx::ModelProto mlp_model() {
 }
 
 // x[batch,4] -> QuantizeLinear(per-channel axis 1, int8) -> DequantizeLinear -> MatMul with an int8
-// weight dequantized per output channel (axis 1) -> y; the int8 codes are an output too.
+// weight dequantized per output channel (axis 1) -> y; the int8 codes are an output too, and a
+// uint8 constant dequantized per channel is a third.
 onnx::ModelProto quant_model() {
   onnx::GraphBuilder graph("quant");
   graph.add_input("x", onnx::DataType::kFloat, {"batch", 4});
@@ -105,18 +107,28 @@ onnx::ModelProto quant_model() {
   graph.add_initializer(onnx::make_tensor("x_scale", {4}, std::span<const float>(x_scale)));
   graph.add_initializer(onnx::make_tensor("x_zero", {4}, std::span<const std::int8_t>(x_zero)));
   std::vector<std::int8_t> codes(12);
-  for (std::size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<std::int8_t>(static_cast<int>(i * 23 % 255) - 127);
+  for (std::size_t i = 0; i < codes.size(); ++i)
+    codes[i] = static_cast<std::int8_t>(static_cast<int>(i * 23 % 255) - 127);
   const std::vector<float> w_scale{0.01F, 0.02F, 0.03F};
   const std::vector<std::int8_t> w_zero{0, 0, 0};
   graph.add_initializer(onnx::make_tensor("w_codes", {4, 3}, std::span<const std::int8_t>(codes)));
   graph.add_initializer(onnx::make_tensor("w_scale", {3}, std::span<const float>(w_scale)));
   graph.add_initializer(onnx::make_tensor("w_zero", {3}, std::span<const std::int8_t>(w_zero)));
   graph.add_node("QuantizeLinear", {"x", "x_scale", "x_zero"}, {"x_codes"}, {onnx::attribute_int("axis", 1)});
-  const std::string xq = graph.add_op("DequantizeLinear", {"x_codes", "x_scale", "x_zero"}, {onnx::attribute_int("axis", 1)});
-  const std::string w = graph.add_op("DequantizeLinear", {"w_codes", "w_scale", "w_zero"}, {onnx::attribute_int("axis", 1)});
+  const std::string xq =
+      graph.add_op("DequantizeLinear", {"x_codes", "x_scale", "x_zero"}, {onnx::attribute_int("axis", 1)});
+  const std::string w =
+      graph.add_op("DequantizeLinear", {"w_codes", "w_scale", "w_zero"}, {onnx::attribute_int("axis", 1)});
   graph.add_node("MatMul", {xq, w}, {"y"});
+  // A uint8 pair too: codes and zero points per channel (axis 0), dequantized as a constant output.
+  const std::vector<std::uint8_t> u_codes{0, 17, 128, 255};
+  const std::vector<std::uint8_t> u_zero{128, 0, 255, 3};
+  graph.add_initializer(onnx::make_tensor("u_codes", {4}, std::span<const std::uint8_t>(u_codes)));
+  graph.add_initializer(onnx::make_tensor("u_zero", {4}, std::span<const std::uint8_t>(u_zero)));
+  graph.add_node("DequantizeLinear", {"u_codes", "x_scale", "u_zero"}, {"u"}, {onnx::attribute_int("axis", 0)});
   graph.add_output("y", onnx::DataType::kFloat, {"batch", 3});
   graph.add_output("x_codes", onnx::DataType::kInt8, {"batch", 4});
+  graph.add_output("u", onnx::DataType::kFloat, {4});
   graph.set_metadata("hone.sample", "quant");
   return graph.build_model();
 }

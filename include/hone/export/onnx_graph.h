@@ -56,13 +56,14 @@ AttributeProto attribute_strings(std::string name, std::vector<std::string> valu
 /// times the element size (BOOL bytes must be 0 or 1). `bytes` are little-endian.
 TensorProto make_tensor(std::string name, DataType type, std::vector<std::int64_t> dims, std::string_view bytes);
 
-/// The checks of make_tensor, for a TensorProto made elsewhere; throws hone::Error naming it.
-void check_tensor(const TensorProto& tensor);
-
-/// The same from typed values (float, std::int8_t, std::uint8_t, std::int32_t, std::int64_t);
-/// FLOAT16/BFLOAT16 values go through the byte overload as their 16-bit patterns.
+/// make_tensor from typed values, the type following Value (float, std::int8_t, std::uint8_t,
+/// std::int32_t, std::int64_t); FLOAT16/BFLOAT16 go through the byte overload as 16-bit patterns.
+/// E.g. make_tensor("shape", {2}, std::span<const std::int64_t>(shape)).
 template <typename Value>
 TensorProto make_tensor(std::string name, std::vector<std::int64_t> dims, std::span<const Value> values);
+
+/// The checks of make_tensor, for a TensorProto made elsewhere; throws hone::Error naming it.
+void check_tensor(const TensorProto& tensor);
 
 /// Model-level fields written by build_model().
 struct ModelInfo {

@@ -7,8 +7,8 @@
 /// The wire format of these few messages is small enough to write directly, so hone_export needs
 /// neither libprotobuf nor libonnx, and links into torch-using code without a clash.
 ///
-/// Field numbers are onnx.proto's (onnx 1.20). The writer emits fields in field-number order,
-/// repeated scalars packed (parsers must accept packed and unpacked alike), strings and ints only
+/// Field numbers are onnx.proto's (checked against onnx 1.23.2's onnx/onnx.proto). The writer emits fields in
+/// field-number order, repeated scalars packed (parsers must accept packed and unpacked alike), strings and ints only
 /// when set (non-empty / non-zero) except where ONNX needs presence: a dim_value of 0, the value of
 /// an attribute of that type, data types and opset versions are always written.
 ///
@@ -77,35 +77,35 @@ enum class AttributeType : std::int32_t {
 
 /// TensorProto: a named constant with its values in raw_data, little-endian, row-major.
 struct TensorProto {
-  std::vector<std::int64_t> dims;           ///< 1
+  std::vector<std::int64_t> dims;             ///< 1
   DataType data_type = DataType::kUndefined;  ///< 2 (always written)
-  std::string name;                         ///< 8
-  std::string raw_data;                     ///< 9
+  std::string name;                           ///< 8
+  std::string raw_data;                       ///< 9
   bool operator==(const TensorProto&) const = default;
 };
 
 /// AttributeProto: `type` says which one value field is meant; only that one is written.
 struct AttributeProto {
-  std::string name;                          ///< 1
+  std::string name;                                ///< 1
   AttributeType type = AttributeType::kUndefined;  ///< 20
-  float f = 0;                               ///< 2
-  std::int64_t i = 0;                        ///< 3
-  std::string s;                             ///< 4
-  std::optional<TensorProto> t;              ///< 5
-  std::vector<float> floats;                 ///< 7
-  std::vector<std::int64_t> ints;            ///< 8
-  std::vector<std::string> strings;          ///< 9
+  float f = 0;                                     ///< 2
+  std::int64_t i = 0;                              ///< 3
+  std::string s;                                   ///< 4
+  std::optional<TensorProto> t;                    ///< 5
+  std::vector<float> floats;                       ///< 7
+  std::vector<std::int64_t> ints;                  ///< 8
+  std::vector<std::string> strings;                ///< 9
   bool operator==(const AttributeProto&) const = default;
 };
 
 /// NodeProto: one operator call.
 struct NodeProto {
-  std::vector<std::string> input;       ///< 1 ("" = an omitted optional input)
-  std::vector<std::string> output;      ///< 2
-  std::string name;                     ///< 3
-  std::string op_type;                  ///< 4
+  std::vector<std::string> input;         ///< 1 ("" = an omitted optional input)
+  std::vector<std::string> output;        ///< 2
+  std::string name;                       ///< 3
+  std::string op_type;                    ///< 4
   std::vector<AttributeProto> attribute;  ///< 5
-  std::string domain;                   ///< 7 ("" = the default ONNX domain)
+  std::string domain;                     ///< 7 ("" = the default ONNX domain)
   bool operator==(const NodeProto&) const = default;
 };
 
@@ -127,7 +127,7 @@ struct Dimension {
 /// TypeProto.Tensor: element type and, when known, the shape (an empty shape is a scalar; no
 /// shape at all means unknown rank).
 struct TensorTypeProto {
-  DataType elem_type = DataType::kUndefined;   ///< 1 (always written)
+  DataType elem_type = DataType::kUndefined;    ///< 1 (always written)
   std::optional<std::vector<Dimension>> shape;  ///< 2: TensorShapeProto{dim = 1}
   bool operator==(const TensorTypeProto&) const = default;
 };
@@ -135,19 +135,19 @@ struct TensorTypeProto {
 /// ValueInfoProto: a graph input, output or intermediate value and its type. Only tensor types
 /// are supported; the type is stored as TypeProto{tensor_type = 1}.
 struct ValueInfoProto {
-  std::string name;                    ///< 1
+  std::string name;                     ///< 1
   std::optional<TensorTypeProto> type;  ///< 2
   bool operator==(const ValueInfoProto&) const = default;
 };
 
 /// GraphProto: nodes in topological order, plus the graph's constants and interface.
 struct GraphProto {
-  std::vector<NodeProto> node;              ///< 1
-  std::string name;                         ///< 2
-  std::vector<TensorProto> initializer;     ///< 5
-  std::vector<ValueInfoProto> input;        ///< 11
-  std::vector<ValueInfoProto> output;       ///< 12
-  std::vector<ValueInfoProto> value_info;   ///< 13
+  std::vector<NodeProto> node;             ///< 1
+  std::string name;                        ///< 2
+  std::vector<TensorProto> initializer;    ///< 5
+  std::vector<ValueInfoProto> input;       ///< 11
+  std::vector<ValueInfoProto> output;      ///< 12
+  std::vector<ValueInfoProto> value_info;  ///< 13
   bool operator==(const GraphProto&) const = default;
 };
 
@@ -167,12 +167,12 @@ struct StringStringEntryProto {
 
 /// ModelProto: the file.
 struct ModelProto {
-  std::int64_t ir_version = 0;                          ///< 1
-  std::vector<OperatorSetIdProto> opset_import;         ///< 8
-  std::string producer_name;                            ///< 2
-  std::string producer_version;                         ///< 3
-  GraphProto graph;                                     ///< 7 (always written)
-  std::vector<StringStringEntryProto> metadata_props;   ///< 14
+  std::int64_t ir_version = 0;                         ///< 1
+  std::vector<OperatorSetIdProto> opset_import;        ///< 8
+  std::string producer_name;                           ///< 2
+  std::string producer_version;                        ///< 3
+  GraphProto graph;                                    ///< 7 (always written)
+  std::vector<StringStringEntryProto> metadata_props;  ///< 14
   bool operator==(const ModelProto&) const = default;
 };
 
