@@ -35,3 +35,43 @@ function(hone_torch_pch target)
     <torch/torch.h> <nlohmann/json.hpp> ${PROJECT_SOURCE_DIR}/include/hone/core/format.h
     <filesystem> <string> <vector> <memory> <optional>)
 endfunction()
+
+# Where a module's headers come from: a folder of links to include/hone/<module> for the module and
+# every module below it (HONE_MODULE_ORDER), and nothing above. A library sees only its own folder,
+# so `#include "hone/compress/..."` in src/train fails to compile.
+set(HONE_MODULE_ORDER core ops io data randnla nn models run text runtime train profile bench compress export serve
+    CACHE INTERNAL "hone's modules, lowest first (docs/ARCHITECTURE.md)")
+function(hone_module_includes target module)
+  set(view ${PROJECT_BINARY_DIR}/include-views/${module})
+  file(MAKE_DIRECTORY ${view}/hone)
+  foreach(m IN LISTS HONE_MODULE_ORDER)
+    if(EXISTS ${PROJECT_SOURCE_DIR}/include/hone/${m} AND NOT EXISTS ${view}/hone/${m})
+      file(CREATE_LINK ${PROJECT_SOURCE_DIR}/include/hone/${m} ${view}/hone/${m} SYMBOLIC)
+    endif()
+    if(EXISTS ${PROJECT_SOURCE_DIR}/include/hone/${m}.h AND NOT EXISTS ${view}/hone/${m}.h)
+      file(CREATE_LINK ${PROJECT_SOURCE_DIR}/include/hone/${m}.h ${view}/hone/${m}.h SYMBOLIC)
+    endif()
+    if(m STREQUAL module)
+      break()
+    endif()
+  endforeach()
+  target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${view}>)
+endfunction()
+
+# hone_module(<name> [DEPENDS <module or target>...] SOURCES <files>...): the library hone_<name>
+# (alias hone::<name>), linking the modules it depends on.
+function(hone_module name)
+  cmake_parse_arguments(ARG "" "" "DEPENDS;SOURCES" ${ARGN})
+  add_library(hone_${name} STATIC ${ARG_SOURCES})
+  add_library(hone::${name} ALIAS hone_${name})
+  hone_module_includes(hone_${name} ${name})
+  foreach(dep IN LISTS ARG_DEPENDS)
+    if(TARGET hone_${dep})
+      target_link_libraries(hone_${name} PUBLIC hone_${dep})
+    else()
+      target_link_libraries(hone_${name} PUBLIC ${dep})
+    endif()
+  endforeach()
+  target_link_libraries(hone_${name} PRIVATE hone_options)
+  target_precompile_headers(hone_${name} REUSE_FROM hone_pch)
+endfunction()

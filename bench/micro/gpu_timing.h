@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "hone/bench/statistics.h"
+#include "hone/runtime/statistics.h"
 
 namespace hone::bench::micro {
 
@@ -25,7 +25,7 @@ inline std::vector<std::int64_t> parse_list(const std::string& text) {
   return values;
 }
 
-inline double median(std::vector<double> values) { return hone::bench::percentile(std::move(values), 50); }
+inline double median(std::vector<double> values) { return hone::runtime::percentile(std::move(values), 50); }
 
 // Median milliseconds of `body` (which picks its own rotating input from the call index).
 inline double time_ms(const torch::Device& device, int repeats, const std::function<void(int)>& body) {

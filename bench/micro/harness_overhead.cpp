@@ -12,9 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "hone/bench/bench_target.h"
 #include "hone/bench/model_bench.h"
-#include "hone/bench/statistics.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/statistics.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 
 namespace {
 
@@ -35,23 +39,23 @@ int main(int argc, char** argv) {
   const int warmup = 20;
 
   // The bare loop: what anyone would write with LibTorch alone.
-  hone::bench::BenchTarget target = hone::bench::load_bench_target(model);
-  hone::bench::RunSettings settings;
+  hone::runtime::ModelTarget target = hone::runtime::load_target(model);
+  hone::runtime::RunSettings settings;
   settings.device = c10::Device(device);
-  hone::bench::prepare_model(*target.model, settings);
-  const torch::Tensor x = hone::bench::make_random_input(target.info, batch, settings);
+  hone::runtime::prepare_model(*target.model, settings);
+  const torch::Tensor x = hone::runtime::make_random_input(target.info, batch, settings);
   torch::NoGradGuard no_grad;
   auto bare_p50 = [&] {
     for (int i = 0; i < warmup; ++i) target.model->forward(x);
-    hone::bench::synchronize(settings.device);
+    hone::runtime::synchronize(settings.device);
     std::vector<double> ms;
     for (int i = 0; i < iterations; ++i) {
       const auto start = std::chrono::steady_clock::now();
       target.model->forward(x);
-      hone::bench::synchronize(settings.device);
+      hone::runtime::synchronize(settings.device);
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
     }
-    return hone::bench::summarize(ms).p50;
+    return hone::runtime::summarize(ms).p50;
   };
   hone::bench::BenchOptions options;
   options.device = device;

@@ -27,9 +27,9 @@
 #include <vector>
 
 #include "gpu_timing.h"
-#include "hone/bench/statistics.h"
 #include "hone/nn/sketched_linear.h"
 #include "hone/ops/sketched_linear.h"
+#include "hone/runtime/statistics.h"
 
 using hone::bench::micro::graph_time_ms;
 using hone::bench::micro::parse_list;

@@ -7,11 +7,15 @@
 #include <chrono>
 #include <sstream>
 
-#include "hone/bench/bench_target.h"
 #include "hone/core/device.h"
 #include "hone/core/error.h"
 #include "hone/models/registry.h"
 #include "hone/profile/flop_counter.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 
 #ifdef HONE_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -21,25 +25,27 @@ namespace hone::bench {
 namespace {
 
 struct Prepared {
-  BenchTarget target;
-  RunSettings settings;
+  runtime::ModelTarget target;
+  runtime::RunSettings settings;
 };
 
 void check_options(const BenchOptions& options) {
   if (options.warmup < 0 || options.iterations < 1) {
-    fail_usage("need --warmup >= 0 and --iterations >= 1, got {} and {}", options.warmup, options.iterations);
+    fail_usage_option("iterations", "need warmup >= 0 and iterations >= 1, got {} and {}", options.warmup,
+                      options.iterations);
   }
   HONE_CHECK(!options.batches.empty(), "no batch sizes to run");
 }
 
 Prepared prepare(const std::string& target, const BenchOptions& options) {
   Prepared p;
-  p.settings = make_run_settings(options.device, options.dtype, options.amp, options.channels_last, options.seq_len);
+  p.settings =
+      runtime::make_run_settings(options.device, options.dtype, options.amp, options.channels_last, options.seq_len);
   if (options.cuda_graphs && !p.settings.device.is_cuda()) {
-    fail_usage("--cuda-graphs needs --device cuda, got {}", options.device);
+    fail_usage_option("cuda_graphs", "CUDA graphs need a CUDA device, got {}", options.device);
   }
-  p.target = load_bench_target(target, options.seq_len);
-  prepare_model(*p.target.model, p.settings);
+  p.target = runtime::load_target(target, options.seq_len);
+  runtime::prepare_model(*p.target.model, p.settings);
   return p;
 }
 
@@ -65,27 +71,27 @@ BenchReport describe(const Prepared& p, const BenchOptions& options) {
   for (const auto& t : model.buffers()) report.memory_bytes += t.numel() * static_cast<std::int64_t>(t.element_size());
   report.file_bytes = p.target.file_bytes;
   torch::NoGradGuard no_grad;
-  const auto x = make_random_input(p.target.info, 1, p.settings);
+  const auto x = runtime::make_random_input(p.target.info, 1, p.settings);
   profile::FlopCounter counter;
-  AutocastScope autocast(p.settings);
+  runtime::AutocastScope autocast(p.settings);
   p.target.model->forward(x);
   report.flops_per_sample = counter.total();
   return report;
 }
 
-double time_once_ms(ForwardRunner& runner, const c10::Device& device) {
+double time_once_ms(runtime::ForwardRunner& runner, const c10::Device& device) {
   const auto start = std::chrono::steady_clock::now();
   runner.run();
-  synchronize(device);
+  runtime::synchronize(device);
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
 BatchResult finish(std::int64_t batch, const std::vector<double>& times_ms, const c10::Device& device) {
   BatchResult result;
   result.batch = batch;
-  result.latency_ms = summarize(times_ms);
+  result.latency_ms = runtime::summarize(times_ms);
   result.samples_per_second = static_cast<double>(batch) / (result.latency_ms.mean / 1000.0);
-  result.peak_memory_bytes = peak_memory(device);
+  result.peak_memory_bytes = runtime::peak_memory(device);
   return result;
 }
 
@@ -109,7 +115,7 @@ nlohmann::json results_json(const std::vector<BatchResult>& results) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& r : results) {
     rows.push_back({{"batch", r.batch},
-                    {"latency_ms", bench::to_json(r.latency_ms)},
+                    {"latency_ms", runtime::to_json(r.latency_ms)},
                     {"samples_per_second", r.samples_per_second},
                     {"peak_memory_bytes", r.peak_memory_bytes}});
   }
@@ -144,16 +150,16 @@ BenchReport bench_model(const std::string& target, const BenchOptions& options) 
   BenchReport report = describe(p, options);
   const auto& device = p.settings.device;
   for (const std::int64_t batch : options.batches) {
-    ForwardRunner runner(*p.target.model, make_random_input(p.target.info, batch, p.settings), p.settings,
-                         options.cuda_graphs, options.warmup);
-    synchronize(device);
-    reset_peak_memory(device);
+    runtime::ForwardRunner runner(*p.target.model, runtime::make_random_input(p.target.info, batch, p.settings),
+                                  p.settings, options.cuda_graphs, options.warmup);
+    runtime::synchronize(device);
+    runtime::reset_peak_memory(device);
     std::vector<double> times_ms;
     times_ms.reserve(static_cast<std::size_t>(options.iterations));
     for (int i = 0; i < options.iterations; ++i) times_ms.push_back(time_once_ms(runner, device));
     report.results.push_back(finish(batch, times_ms, device));
   }
-  report.peak_rss_bytes = peak_rss_bytes();
+  report.peak_rss_bytes = runtime::peak_rss_bytes();
   return report;
 }
 
@@ -164,12 +170,12 @@ CompareReport compare_models(const std::string& target_a, const std::string& tar
   CompareReport report{describe(a, options), describe(b, options)};
   const auto& device = a.settings.device;
   for (const std::int64_t batch : options.batches) {
-    ForwardRunner run_a(*a.target.model, make_random_input(a.target.info, batch, a.settings), a.settings,
-                        options.cuda_graphs, options.warmup);
-    ForwardRunner run_b(*b.target.model, make_random_input(b.target.info, batch, b.settings), b.settings,
-                        options.cuda_graphs, options.warmup);
-    synchronize(device);
-    reset_peak_memory(device);
+    runtime::ForwardRunner run_a(*a.target.model, runtime::make_random_input(a.target.info, batch, a.settings),
+                                 a.settings, options.cuda_graphs, options.warmup);
+    runtime::ForwardRunner run_b(*b.target.model, runtime::make_random_input(b.target.info, batch, b.settings),
+                                 b.settings, options.cuda_graphs, options.warmup);
+    runtime::synchronize(device);
+    runtime::reset_peak_memory(device);
     std::vector<double> times_a, times_b;
     for (int i = 0; i < options.iterations; ++i) {
       if (i % 2 == 0) {
@@ -183,7 +189,7 @@ CompareReport compare_models(const std::string& target_a, const std::string& tar
     report.a.results.push_back(finish(batch, times_a, device));
     report.b.results.push_back(finish(batch, times_b, device));
   }
-  report.a.peak_rss_bytes = report.b.peak_rss_bytes = peak_rss_bytes();
+  report.a.peak_rss_bytes = report.b.peak_rss_bytes = runtime::peak_rss_bytes();
   return report;
 }
 
@@ -192,8 +198,9 @@ FindBatchReport find_max_batch(const std::string& target, const BenchOptions& op
   check_options(options);
   HONE_CHECK(budget_bytes > 0, "memory budget must be positive, got {}", budget_bytes);
   if (!parse_device(options.device).is_cuda()) {
-    fail_usage(
-        "--find-batch needs --device cuda: on the CPU, memory is not tracked per allocation and running out "
+    fail_usage_option(
+        "find_batch",
+        "the batch finder needs a CUDA device: on the CPU, memory is not tracked per allocation and running out "
         "of it kills the process instead of raising an error");
   }
   Prepared p = prepare(target, options);
@@ -203,16 +210,16 @@ FindBatchReport find_max_batch(const std::string& target, const BenchOptions& op
   auto trial = [&](std::int64_t batch) {
     FindBatchReport::Trial t{batch, -1, false};
     try {
-      synchronize(device);
-      reset_peak_memory(device);
+      runtime::synchronize(device);
+      runtime::reset_peak_memory(device);
       {
         torch::NoGradGuard no_grad;
-        AutocastScope autocast(p.settings);
-        const auto x = make_random_input(p.target.info, batch, p.settings);
+        runtime::AutocastScope autocast(p.settings);
+        const auto x = runtime::make_random_input(p.target.info, batch, p.settings);
         p.target.model->forward(x);
-        synchronize(device);
+        runtime::synchronize(device);
       }
-      t.peak_bytes = peak_memory(device);
+      t.peak_bytes = runtime::peak_memory(device);
       t.fits = t.peak_bytes <= budget_bytes;
     } catch (const c10::OutOfMemoryError&) {
       t.fits = false;  // recovered below: the failed batch's blocks go back to the driver
@@ -278,15 +285,15 @@ std::string BenchReport::to_text() const {
       "{} ({}) on {}, {}, {} threads; weights {}; inputs: {} {}\n"
       "parameters {}  buffers {}  in memory {}  file {}  forward {:.2f} MFLOP/sample  peak RSS {}\n",
       target, architecture, device, settings_text(*this), threads, weights, input_kind,
-      fmt::format("{}", c10::IntArrayRef(input_shape)), parameters, buffer_elements, bytes_text(memory_bytes),
-      file_bytes > 0 ? bytes_text(file_bytes) : "-", static_cast<double>(flops_per_sample) / 1e6,
-      bytes_text(peak_rss_bytes));
+      fmt::format("{}", c10::IntArrayRef(input_shape)), parameters, buffer_elements, runtime::bytes_text(memory_bytes),
+      file_bytes > 0 ? runtime::bytes_text(file_bytes) : "-", static_cast<double>(flops_per_sample) / 1e6,
+      runtime::bytes_text(peak_rss_bytes));
   out += fmt::format("{:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>12} {:>11}\n", "batch", "p50 ms", "p90 ms", "p99 ms",
                      "mean ms", "std ms", "samples/s", "peak mem");
   for (const auto& r : results) {
     const auto& l = r.latency_ms;
     out += fmt::format("{:>6} {:>10.3f} {:>10.3f} {:>10.3f} {:>10.3f} {:>9.3f} {:>12.1f} {:>11}\n", r.batch, l.p50,
-                       l.p90, l.p99, l.mean, l.stddev, r.samples_per_second, bytes_text(r.peak_memory_bytes));
+                       l.p90, l.p99, l.mean, l.stddev, r.samples_per_second, runtime::bytes_text(r.peak_memory_bytes));
   }
   return out;
 }
@@ -311,8 +318,8 @@ std::string CompareReport::to_text() const {
   std::string out = fmt::format("A = {} ({}), B = {} ({}); {} on {}, {} threads, timed interleaved\n", a.target,
                                 a.architecture, b.target, b.architecture, settings_text(a), a.device, a.threads);
   out += fmt::format("parameters A {} B {} (B/A {:.3f}); in memory A {} B {}\n", a.parameters, b.parameters,
-                     static_cast<double>(b.parameters) / static_cast<double>(a.parameters), bytes_text(a.memory_bytes),
-                     bytes_text(b.memory_bytes));
+                     static_cast<double>(b.parameters) / static_cast<double>(a.parameters),
+                     runtime::bytes_text(a.memory_bytes), runtime::bytes_text(b.memory_bytes));
   out += fmt::format("{:>6} {:>11} {:>11} {:>9} {:>12} {:>12} {:>10}\n", "batch", "A p50 ms", "B p50 ms", "B/A p50",
                      "A mean ms", "B mean ms", "B/A mean");
   for (std::size_t i = 0; i < a.results.size() && i < b.results.size(); ++i) {
@@ -339,13 +346,13 @@ std::string FindBatchReport::to_text() const {
   std::string out;
   for (const auto& t : trials) {
     out += fmt::format("  batch {:>8}: {}\n", t.batch,
-                       t.peak_bytes < 0
-                           ? std::string("out of memory")
-                           : fmt::format("peak {} {}", bytes_text(t.peak_bytes), t.fits ? "fits" : "over budget"));
+                       t.peak_bytes < 0 ? std::string("out of memory")
+                                        : fmt::format("peak {} {}", runtime::bytes_text(t.peak_bytes),
+                                                      t.fits ? "fits" : "over budget"));
   }
-  if (largest_batch == 0) return out + fmt::format("not even batch 1 fits in {}\n", bytes_text(budget_bytes));
-  out += fmt::format("largest batch within {}: {} (peak {})\n", bytes_text(budget_bytes), largest_batch,
-                     bytes_text(largest_batch_peak_bytes));
+  if (largest_batch == 0) return out + fmt::format("not even batch 1 fits in {}\n", runtime::bytes_text(budget_bytes));
+  out += fmt::format("largest batch within {}: {} (peak {})\n", runtime::bytes_text(budget_bytes), largest_batch,
+                     runtime::bytes_text(largest_batch_peak_bytes));
   return out + bench.to_text();
 }
 

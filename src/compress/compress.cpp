@@ -9,13 +9,17 @@
 #include <algorithm>
 #include <chrono>
 
-#include "hone/bench/bench_target.h"
 #include "hone/compress/verdict.h"
 #include "hone/core/error.h"
 #include "hone/core/fs.h"
 #include "hone/core/log.h"
 #include "hone/data/datasets.h"
-#include "hone/train/checkpoint.h"
+#include "hone/run/run_dir.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 #include "hone/train/evaluate.h"
 
 namespace hone::compress {
@@ -86,7 +90,7 @@ namespace {
 
 /// The model to compress and what it was trained on.
 struct Source {
-  train::RunConfig config;
+  run::RunConfig config;
   bool has_data = false;  ///< a run directory (real weights, a dataset)
   std::int64_t file_bytes = 0;
   data::DatasetInfo inputs;  ///< what a forward takes (for timing)
@@ -96,9 +100,9 @@ struct Source {
 Source describe_source(const std::string& source) {
   Source out;
   std::error_code ec;
-  const auto target = bench::load_bench_target(source);  // validates the name / directory
+  const auto target = runtime::load_target(source);  // validates the name / directory
   if (fs::is_directory(source, ec)) {
-    out.config = train::load_run_config(source);
+    out.config = run::load_run_config(source);
     out.has_data = true;
     out.file_bytes = target.file_bytes;
   } else {
@@ -111,7 +115,7 @@ Source describe_source(const std::string& source) {
   return out;
 }
 
-models::ModelPtr load_source_model(const std::string& source) { return bench::load_bench_target(source).model; }
+models::ModelPtr load_source_model(const std::string& source) { return runtime::load_target(source).model; }
 
 std::vector<at::Tensor> first_batches(const data::TensorDataset& dataset, std::int64_t max_batches,
                                       std::int64_t batch_size) {
@@ -134,13 +138,13 @@ void remove_all_quietly(const fs::path& path) { remove_tree(path); }
 }  // namespace
 
 CompressReport compress_model(const CompressOptions& options) {
-  HONE_CHECK(!options.recipe.passes.empty(), "compress: no passes given (use --recipe or pass flags)");
-  HONE_CHECK(!options.output.empty(), "compress: no output directory given (-o DIR)");
+  if (options.recipe.passes.empty()) fail_usage_option("recipe", "compress: the recipe has no passes");
+  if (options.output.empty()) fail_usage_option("output", "compress: no output directory given");
   std::error_code ec;
   if (fs::exists(options.output, ec) && !(fs::is_directory(options.output, ec) && fs::is_empty(options.output, ec)) &&
       !options.force) {
-    fail("output '{}' already exists and is not empty; choose another -o or pass --force to replace it",
-         options.output.string());
+    fail_option("force", "output '{}' already exists and is not empty; choose another output directory or replace it",
+                options.output.string());
   }
   if (fs::exists(options.output, ec) && fs::exists(options.source, ec) &&
       fs::equivalent(options.output, options.source, ec)) {
@@ -177,7 +181,7 @@ CompressReport compress_model(const CompressOptions& options) {
   context.device = c10::kCPU;  // passes work on CPU tensors; the verdict moves the result
   context.editor = &editor;
   context.example_input = [inputs = source.inputs](std::int64_t batch) {
-    return bench::make_random_input(inputs, batch, bench::RunSettings{});
+    return runtime::make_random_input(inputs, batch, runtime::RunSettings{});
   };
   if (data) {
     const auto* train_split = &data->train.dataset;
@@ -206,7 +210,7 @@ CompressReport compress_model(const CompressOptions& options) {
                                                            std::chrono::steady_clock::now().time_since_epoch().count());
   try {
     fs::create_directories(temp);
-    train::save_run_config(temp, source.config);
+    run::save_run_config(temp, source.config);
     nlohmann::json passes = nlohmann::json::array();
     for (const auto& pass : report.passes) {
       passes.push_back({{"pass", pass.pass},
@@ -215,11 +219,11 @@ CompressReport compress_model(const CompressOptions& options) {
                         {"skipped", pass.skipped},
                         {"details", pass.details}});
     }
-    const nlohmann::json manifest = {{"format", "hone-compress"}, {"version", kCompressFormatVersion},
+    const nlohmann::json manifest = {{"format", "hone-compress"}, {"version", run::kCompressManifestVersion},
                                      {"source", options.source},  {"recipe", options.recipe.to_json()},
                                      {"edits", editor.edits()},   {"passes", passes}};
     write_file_atomic(temp / "compress.json", manifest.dump(2) + "\n");
-    train::save_weights(temp / "model.safetensors", *model, {{"hone_compress", "1"}});
+    run::save_weights(temp / "model.safetensors", *model, {{"hone_compress", "1"}});
     if (fs::exists(output, ec)) {
       const fs::path old = output.parent_path() / (temp.filename().string() + ".old");
       fs::rename(output, old);
@@ -235,7 +239,7 @@ CompressReport compress_model(const CompressOptions& options) {
 
   if (options.measure) {
     log_info("measuring the compressed model (reloaded from {})", output.string());
-    auto reloaded = train::load_run_model(output);
+    auto reloaded = run::load_run_model(output);
     const auto file_bytes = static_cast<std::int64_t>(fs::file_size(output / "model.safetensors"));
     report.after = measure_model(*reloaded, file_bytes, data ? &*data : nullptr, source.inputs, verdict);
     report.diagnosis = diagnose(*reloaded, report.passes, *report.before, *report.after, verdict);

@@ -6,9 +6,13 @@
 #include <chrono>
 #include <cmath>
 
-#include "hone/bench/bench_target.h"
-#include "hone/bench/statistics.h"
 #include "hone/core/error.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/statistics.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 
 namespace hone::compress {
 
@@ -27,11 +31,11 @@ std::vector<double> median_ms(const std::vector<std::function<void()>>& runs, co
   for (const auto& run : runs) {
     for (int i = 0; i < plan.warmup_calls; ++i) run();
   }
-  bench::synchronize(device);
+  runtime::synchronize(device);
   // Calls per sample from the first run (the baseline), the same number for every run.
   const auto first = Clock::now();
   runs.front()();
-  bench::synchronize(device);
+  runtime::synchronize(device);
   const double once = std::max(elapsed_ms(first), 1e-6);
   const auto calls = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::ceil(plan.min_sample_ms / once)), 1,
                                               plan.max_calls_per_sample);
@@ -40,12 +44,12 @@ std::vector<double> median_ms(const std::vector<std::function<void()>>& runs, co
     for (std::size_t r = 0; r < runs.size(); ++r) {
       const auto start = Clock::now();
       for (std::int64_t call = 0; call < calls; ++call) runs[r]();
-      bench::synchronize(device);
+      runtime::synchronize(device);
       samples[r].push_back(elapsed_ms(start) / static_cast<double>(calls));
     }
   }
   std::vector<double> medians;
-  for (auto& series : samples) medians.push_back(bench::percentile(std::move(series), 50));
+  for (auto& series : samples) medians.push_back(runtime::percentile(std::move(series), 50));
   return medians;
 }
 

@@ -3,8 +3,12 @@
 
 #include <sstream>
 
-#include "hone/bench/bench_target.h"
 #include "hone/compress/compress.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 
 namespace hone::compress {
 namespace {
@@ -76,16 +80,17 @@ std::string CompressReport::to_text() const {
   row("parameters", count_text(before->parameters), count_text(after->parameters),
       ratio_text(static_cast<double>(before->parameters), static_cast<double>(after->parameters), "fewer"));
   row("buffer elements", count_text(before->buffer_elements), count_text(after->buffer_elements), "");
-  row("weights in memory", bench::bytes_text(before->memory_bytes), bench::bytes_text(after->memory_bytes),
+  row("weights in memory", runtime::bytes_text(before->memory_bytes), runtime::bytes_text(after->memory_bytes),
       ratio_text(static_cast<double>(before->memory_bytes), static_cast<double>(after->memory_bytes), "smaller"));
-  row("file", bench::bytes_text(before->file_bytes), bench::bytes_text(after->file_bytes),
+  row("file", runtime::bytes_text(before->file_bytes), runtime::bytes_text(after->file_bytes),
       ratio_text(static_cast<double>(before->file_bytes), static_cast<double>(after->file_bytes), "smaller"));
   for (std::size_t i = 0; i < before->latency_ms.size() && i < after->latency_ms.size(); ++i) {
     row(fmt::format("latency batch {}", before->latency_ms[i].first),
         fmt::format("{:.3f} ms", before->latency_ms[i].second), fmt::format("{:.3f} ms", after->latency_ms[i].second),
         ratio_text(before->latency_ms[i].second, after->latency_ms[i].second, "faster"));
   }
-  row("peak RSS (process)", bench::bytes_text(before->peak_rss_bytes), bench::bytes_text(after->peak_rss_bytes), "");
+  row("peak RSS (process)", runtime::bytes_text(before->peak_rss_bytes), runtime::bytes_text(after->peak_rss_bytes),
+      "");
   if (before->accuracy && after->accuracy) {
     row("accuracy (test)", fmt::format("{:.2f} %", 100 * *before->accuracy),
         fmt::format("{:.2f} %", 100 * *after->accuracy),

@@ -14,13 +14,17 @@
 #include <filesystem>
 #include <map>
 
-#include "hone/bench/bench_target.h"
-#include "hone/bench/statistics.h"
 #include "hone/core/error.h"
 #include "hone/core/system_info.h"
 #include "hone/nn/layer_kinds.h"
 #include "hone/nn/linear_semi_structured.h"
 #include "hone/nn/linear_weight_only.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/statistics.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 #include "hone/train/evaluate.h"
 
 namespace hone::compress {
@@ -49,27 +53,27 @@ std::int64_t tensor_bytes(const torch::nn::Module& model) {
 
 double p50_latency_ms(models::Model& model, const data::DatasetInfo& info, std::int64_t batch,
                       const VerdictSettings& settings) {
-  bench::RunSettings run;
+  runtime::RunSettings run;
   run.device = settings.device;
-  const auto input = bench::make_random_input(info, batch, run);
-  bench::ForwardRunner runner(model, input, run, /*cuda_graph=*/false, settings.warmup);
+  const auto input = runtime::make_random_input(info, batch, run);
+  runtime::ForwardRunner runner(model, input, run, /*cuda_graph=*/false, settings.warmup);
   std::vector<double> samples;
   samples.reserve(static_cast<std::size_t>(settings.iterations));
   for (int i = 0; i < settings.iterations; ++i) {
-    bench::synchronize(settings.device);
+    runtime::synchronize(settings.device);
     const auto start = std::chrono::steady_clock::now();
     runner.run();
-    bench::synchronize(settings.device);
+    runtime::synchronize(settings.device);
     samples.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }
-  return bench::summarize(samples).p50;
+  return runtime::summarize(samples).p50;
 }
 
 std::int64_t saved_size(const torch::nn::Module& model) {
   const auto path =
       fs::temp_directory_path() /
       fmt::format("hone-size-{}.safetensors", std::chrono::steady_clock::now().time_since_epoch().count());
-  train::save_weights(path, model);
+  run::save_weights(path, model);
   const auto bytes = static_cast<std::int64_t>(fs::file_size(path));
   fs::remove(path);
   return bytes;
@@ -85,13 +89,13 @@ Measurement measure_model(models::Model& model, std::int64_t file_bytes, const d
   m.buffer_elements = models::count_buffer_elements(model);
   m.memory_bytes = tensor_bytes(model);
   m.file_bytes = file_bytes > 0 ? file_bytes : saved_size(model);
-  bench::RunSettings run;
+  runtime::RunSettings run;
   run.device = settings.device;
-  bench::prepare_model(model, run);
+  runtime::prepare_model(model, run);
   const auto& info = inputs;
   for (const auto batch : settings.batches)
     m.latency_ms.emplace_back(batch, p50_latency_ms(model, info, batch, settings));
-  m.peak_rss_bytes = bench::peak_rss_bytes();
+  m.peak_rss_bytes = runtime::peak_rss_bytes();
   if (data != nullptr) {
     auto split = data->test;
     if (settings.eval_limit > 0 && split.dataset.count() > settings.eval_limit) {
@@ -121,7 +125,7 @@ std::vector<std::string> diagnose(models::Model& after_model, const std::vector<
   const bool smaller = after.file_bytes < before.file_bytes;
   if (!smaller) {
     out.push_back(fmt::format("the file did not shrink ({} -> {}): the passes changed values, not storage",
-                              bench::bytes_text(before.file_bytes), bench::bytes_text(after.file_bytes)));
+                              runtime::bytes_text(before.file_bytes), runtime::bytes_text(after.file_bytes)));
   }
   if (not_faster.empty()) return out;
 
@@ -174,7 +178,7 @@ std::vector<std::string> diagnose(models::Model& after_model, const std::vector<
         "rows of 4,096 features); smaller layers are bound by memory and launch costs");
     out.push_back(
         "LibTorch's aten::_cslt_sparse_mm sets cuSPARSELt up again on every call (~0.4-0.7 ms of CPU time each on "
-        "an H200 host), so eager 2:4 models are slow; replay them from a CUDA graph (hone bench --cuda-graphs)");
+        "an H200 host), so eager 2:4 models are slow; replay them from a CUDA graph");
   }
   if (!weight_only_layers.empty()) {
     out.push_back(fmt::format(

@@ -46,6 +46,18 @@ void read_cpuinfo(SystemInfo& info) {
 
 }  // namespace
 
+bool cpu_has_native_bf16() {
+  static const bool has = [] {
+    SystemInfo info;
+    read_cpuinfo(info);
+    for (const auto& isa : info.cpu_isa) {
+      if (isa == "avx512_bf16" || isa == "amx_bf16") return true;
+    }
+    return false;
+  }();
+  return has;
+}
+
 SystemInfo collect_system_info() {
   SystemInfo info;
   info.hone_version = HONE_VERSION;

@@ -3,23 +3,28 @@
 
 namespace hone::data {
 
-// The datasets, in the order `hone train --help` lists them.
-const std::vector<DatasetEntry>& dataset_registry() {
-  static const std::vector<DatasetEntry> kEntries = {
+namespace {
+
+std::vector<DatasetEntry>& entries() {
+  static std::vector<DatasetEntry> registry = {
       {"fashion-mnist", "Fashion-MNIST 28x28 clothing images, 10 classes (Debian dataset-fashion-mnist)",
        TaskKind::kClassification, load_fashion_mnist, fashion_mnist_info},
       {"digits", "sklearn 8x8 handwritten digits, 10 classes (Debian python3-sklearn)", TaskKind::kClassification,
        load_digits, digits_info},
       {"goldsilver", "daily gold/silver prices 1977-2012, next-day gold forecast (Debian r-cran-aer)",
        TaskKind::kForecasting, load_goldsilver, goldsilver_info},
-      {"fine-foods", "Amazon fine-food reviews, great/other, as frozen MiniLM embeddings (Debian r-cran-modeldata)",
-       TaskKind::kClassification, load_fine_foods, fine_foods_info},
-      {"fine-foods-int8", "the fine-foods reviews embedded by MiniLM after quant_int8_dynamic (int8 cost downstream)",
-       TaskKind::kClassification, load_fine_foods_int8, fine_foods_int8_info},
-      {"fine-foods-2of4", "the fine-foods reviews embedded by MiniLM after prune_semi_structured (2:4 cost downstream)",
-       TaskKind::kClassification, load_fine_foods_2of4, fine_foods_2of4_info},
   };
-  return kEntries;
+  return registry;
+}
+
+}  // namespace
+
+const std::vector<DatasetEntry>& dataset_registry() { return entries(); }
+
+void register_dataset(DatasetEntry entry) {
+  HONE_CHECK(!entry.name.empty() && entry.load && entry.describe, "a dataset needs a name, a loader and a describer");
+  HONE_CHECK(!is_dataset(entry.name), "dataset '{}' is registered twice", entry.name);
+  entries().push_back(std::move(entry));
 }
 
 bool is_dataset(const std::string& name) {

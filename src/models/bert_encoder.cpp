@@ -111,7 +111,11 @@ torch::Tensor BertEncoder::token_states(const torch::Tensor& ids, const std::opt
   auto x = embeddings_->forward(ids);
   // One additive bias for all layers (not a bool mask per layer: fewer kernels per forward).
   const auto bias = TransformerEncoderLayerImpl::attention_bias(mask, x.scalar_type());
-  for (const auto& layer : *layers_) x = layer->as<TransformerEncoderLayer>()->forward_with_bias(x, bias);
+  for (const auto& layer : *layers_) {
+    auto* encoder = layer->as<TransformerEncoderLayer>();
+    // By value: a checkpointed block runs again in backward, after this frame is gone.
+    x = run_block([encoder, bias](const torch::Tensor& t) { return encoder->forward_with_bias(t, bias); }, x);
+  }
   return x;
 }
 

@@ -88,10 +88,15 @@ MobileNetCnn::MobileNetCnn(MobileNetCnnConfig config) : config_(std::move(config
   classifier_ = register_layer("classifier", torch::nn::Linear(width, config_.num_classes));
 }
 
+std::int64_t MobileNetCnn::block_count() const {
+  return static_cast<std::int64_t>(features_->size()) - static_cast<std::int64_t>(kStemLayers);
+}
+
 torch::Tensor MobileNetCnn::forward(torch::Tensor input) {
   HONE_CHECK(input.dim() == 4 && input.size(1) == config_.in_channels,
              "mobilenet: expected images [B, {}, H, W], got shape {}", config_.in_channels, input.sizes());
-  auto x = features_->forward(input).mean({2, 3});
+  // The stem (conv, norm, relu6) runs as it is; each depthwise-separable block through run_block.
+  auto x = run_chain(*features_, input, kStemLayers).mean({2, 3});
   return (*classifier_)((*dropout_)(x));
 }
 

@@ -10,6 +10,15 @@
 
 namespace hone::models {
 
+torch::Tensor Model::run_chain(const nn::ChainImpl& chain, torch::Tensor x, std::size_t first_block) const {
+  const auto& layers = chain.layers();
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const nn::LayerSlot& slot = *layers[i].second;
+    x = i < first_block ? slot(x) : run_block([&slot](const torch::Tensor& t) { return slot(t); }, x);
+  }
+  return x;
+}
+
 std::int64_t count_parameters(const torch::nn::Module& module) {
   std::int64_t total = 0;
   for (const auto& parameter : module.parameters(/*recurse=*/true)) total += parameter.numel();

@@ -105,8 +105,13 @@ ResNetCnn::ResNetCnn(ResNetCnnConfig config) : config_(std::move(config)) {
 torch::Tensor ResNetCnn::forward(torch::Tensor input) {
   HONE_CHECK(input.dim() == 4 && input.size(1) == config_.in_channels,
              "cnn: expected images [B, {}, H, W], got shape {}", config_.in_channels, input.sizes());
-  const auto x = features_->forward(input).mean({2, 3});
+  // The stem (conv, norm, relu) runs as it is; each residual block through run_block.
+  const auto x = run_chain(*features_, input, kStemLayers).mean({2, 3});
   return (*classifier_)((*dropout_)(x));
+}
+
+std::int64_t ResNetCnn::block_count() const {
+  return static_cast<std::int64_t>(features_->size()) - static_cast<std::int64_t>(kStemLayers);
 }
 
 std::vector<ChannelGroup> ResNetCnn::channel_groups() const {

@@ -78,7 +78,10 @@ torch::Tensor TransformerClassifier::forward(torch::Tensor input) {
   // [B, C, H, W] -> [B, H, C, W] -> [B, H, C*W]; [B, T, F] stays.
   auto tokens = input.dim() == 4 ? input.permute({0, 2, 1, 3}).reshape({batch, tokens_, token_features_}) : input;
   auto x = (*embed_)(tokens) + positions_;
-  for (const auto& layer : *layers_) x = layer->as<TransformerEncoderLayerImpl>()->forward(x);
+  for (const auto& layer : *layers_) {
+    auto* encoder = layer->as<TransformerEncoderLayerImpl>();
+    x = run_block([encoder](const torch::Tensor& t) { return encoder->forward(t); }, x);
+  }
   return (*head_)(norm_->forward(x.mean(1)));
 }
 

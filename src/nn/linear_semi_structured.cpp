@@ -135,7 +135,7 @@ LinearSemiStructuredImpl::Packed& LinearSemiStructuredImpl::packed_for(c10::Devi
   if (!device.is_cuda()) {
     p.kernel = fmt::format("dense ({}: LibTorch has no 2:4 sparse kernel there)", device.str());
   } else if (dtype != at::kHalf && dtype != at::kBFloat16) {
-    p.kernel = fmt::format("dense ({}: cuSPARSELt's 2:4 kernels take fp16/bf16; use --quant bf16 or --dtype bf16)",
+    p.kernel = fmt::format("dense ({}: cuSPARSELt's 2:4 kernels take fp16/bf16; quantize to or run in bf16)",
                            c10::toString(dtype));
   } else {
     try {

@@ -15,12 +15,16 @@
 #include <ctime>
 #include <functional>
 
-#include "hone/bench/bench_target.h"
 #include "hone/core/device.h"
 #include "hone/core/error.h"
 #include "hone/core/fs.h"
 #include "hone/core/log.h"
 #include "hone/core/system_info.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 
 #ifdef HONE_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -76,10 +80,10 @@ std::string device_name_of(const c10::Device& device) {
 double best_seconds_per_call(const std::function<void()>& work, const c10::Device& device, int repeats) {
   using clock = std::chrono::steady_clock;
   const auto time_calls = [&](int calls) {
-    bench::synchronize(device);
+    runtime::synchronize(device);
     const auto start = clock::now();
     for (int i = 0; i < calls; ++i) work();
-    bench::synchronize(device);
+    runtime::synchronize(device);
     return std::chrono::duration<double>(clock::now() - start).count();
   };
   time_calls(1);  // warm-up: allocations, library initialization, kernel selection
@@ -179,7 +183,7 @@ std::string Ceilings::to_text() const {
   for (const char* dtype : {"fp32", "tf32", "bf16", "fp16"}) {
     if (matmul_tflops.count(dtype)) text += fmt::format("  {} {:.3g} TFLOP/s", dtype, matmul_tflops.at(dtype));
   }
-  text += fmt::format("\n  memory (copy of {}): {:.4g} GB/s (bytes read + written)\n", bench::bytes_text(copy_bytes),
+  text += fmt::format("\n  memory (copy of {}): {:.4g} GB/s (bytes read + written)\n", runtime::bytes_text(copy_bytes),
                       memory_gbps);
   return text;
 }

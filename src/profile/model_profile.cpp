@@ -16,11 +16,15 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "hone/bench/bench_target.h"
 #include "hone/core/device.h"
 #include "hone/core/error.h"
 #include "hone/models/model.h"
 #include "hone/profile/kineto_trace.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 
 namespace hone::profile {
 namespace {
@@ -209,7 +213,7 @@ Roofline roofline_of(double flops, double bytes, double seconds, const Ceilings*
 }
 
 /// The matmul ceiling that applies to the work: the dtype the products run in.
-std::string peak_dtype_for(const bench::RunSettings& settings) {
+std::string peak_dtype_for(const runtime::RunSettings& settings) {
   if (settings.amp) return "bf16";
   if (settings.dtype == at::kHalf) return "fp16";
   if (settings.dtype == at::kBFloat16) return "bf16";
@@ -218,20 +222,20 @@ std::string peak_dtype_for(const bench::RunSettings& settings) {
 
 void check_options(const ProfileOptions& options) {
   if (options.warmup < 0 || options.steps < 1 || options.batch < 1 || options.top < 0) {
-    fail_usage("need --warmup >= 0, --steps >= 1, --batch >= 1 and --top >= 0, got {}, {}, {} and {}", options.warmup,
+    fail_usage("profile needs warmup >= 0, steps >= 1, batch >= 1 and top >= 0, got {}, {}, {} and {}", options.warmup,
                options.steps, options.batch, options.top);
   }
-  if (options.seq_len < 1) fail_usage("need --seq-len >= 1, got {}", options.seq_len);
+  if (options.seq_len < 1) fail_usage_option("seq_len", "sequence length must be >= 1, got {}", options.seq_len);
 }
 
 }  // namespace
 
 ProfileReport profile_model(const std::string& target, const ProfileOptions& options) {
   check_options(options);
-  const bench::RunSettings settings =
-      bench::make_run_settings(options.device, options.dtype, options.amp, options.channels_last, options.seq_len);
+  const runtime::RunSettings settings =
+      runtime::make_run_settings(options.device, options.dtype, options.amp, options.channels_last, options.seq_len);
   const bool cuda = settings.device.is_cuda();
-  bench::BenchTarget loaded = bench::load_bench_target(target, options.seq_len);
+  runtime::ModelTarget loaded = runtime::load_target(target, options.seq_len);
   // Measured (when not cached) before the model runs, so that the profile sees a settled machine.
   std::optional<CeilingsLookup> ceilings;
   if (options.roofline) {
@@ -240,18 +244,18 @@ ProfileReport profile_model(const std::string& target, const ProfileOptions& opt
     ceilings = load_or_measure_ceilings(ceilings_options);
   }
   models::Model& model = *loaded.model;
-  bench::prepare_model(model, settings);
+  runtime::prepare_model(model, settings);
   const Units units = module_units(model);
 
-  bench::ForwardRunner runner(model, bench::make_random_input(loaded.info, options.batch, settings), settings,
-                              /*cuda_graph=*/false, options.warmup);
-  bench::synchronize(settings.device);
-  bench::reset_peak_memory(settings.device);
+  runtime::ForwardRunner runner(model, runtime::make_random_input(loaded.info, options.batch, settings), settings,
+                                /*cuda_graph=*/false, options.warmup);
+  runtime::synchronize(settings.device);
+  runtime::reset_peak_memory(settings.device);
   const KinetoTrace trace = record_kineto_trace(
       options.steps, cuda,
       [&](int /*step*/) {
         runner.run();
-        bench::synchronize(settings.device);
+        runtime::synchronize(settings.device);
       },
       options.trace);
 
@@ -272,14 +276,14 @@ ProfileReport profile_model(const std::string& target, const ProfileOptions& opt
   report.parameters = models::count_parameters(model);
   report.trace = options.trace;
   report.cuda = cuda;
-  report.peak_rss_bytes = bench::peak_rss_bytes();
-  report.cuda_max_allocated_bytes = bench::peak_memory(settings.device);
-  report.cuda_max_reserved_bytes = bench::peak_reserved_memory(settings.device);
+  report.peak_rss_bytes = runtime::peak_rss_bytes();
+  report.cuda_max_allocated_bytes = runtime::peak_memory(settings.device);
+  report.cuda_max_reserved_bytes = runtime::peak_reserved_memory(settings.device);
 
   const double steps = static_cast<double>(trace.steps.size());
   std::vector<double> step_ms;
   for (const TracedStep& s : trace.steps) step_ms.push_back(static_cast<double>(s.end_ns - s.start_ns) / 1e6);
-  report.step_ms = bench::summarize(step_ms);
+  report.step_ms = runtime::summarize(step_ms);
 
   std::int64_t ops_cpu_ns = 0, flops = 0, bytes = 0;
   for (const TracedOp& op : trace.ops) {

@@ -4,8 +4,12 @@
 
 #include <algorithm>
 
-#include "hone/bench/bench_target.h"
 #include "hone/profile/model_profile.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 
 namespace hone::profile {
 namespace {
@@ -112,7 +116,7 @@ nlohmann::json ProfileReport::to_json() const {
           {"warmup", warmup},
           {"steps", steps},
           {"parameters", parameters},
-          {"step_ms", bench::to_json(step_ms)},
+          {"step_ms", runtime::to_json(step_ms)},
           {"ops_cpu_ms", ops_cpu_ms},
           {"device_ms", cuda ? nlohmann::json(device_ms) : nlohmann::json()},
           {"flops", flops},
@@ -165,14 +169,14 @@ std::string ProfileReport::to_text() const {
     out +=
         fmt::format("  {:<{}} {:>10} {:>5g} {:>9.3f} {:>5.1f}% {:>8} {:>10} {:>10} {:>9.4f} {:>7} {:>9.2f} {:>7}  {}\n",
                     m.name, module_width, m.parameters, m.ops, m.time_ms, m.percent, si(static_cast<double>(m.flops)),
-                    bench::bytes_text(m.bytes), bench::bytes_text(m.activation_bytes), m.roofline.tflops,
+                    runtime::bytes_text(m.bytes), runtime::bytes_text(m.activation_bytes), m.roofline.tflops,
                     percent_text(m.roofline.percent_of_peak_flops, has_ceilings), m.roofline.gbps,
                     percent_text(m.roofline.percent_of_peak_bandwidth, has_ceilings),
                     m.roofline.bound.empty() ? "-" : m.roofline.bound);
   }
 
   out += fmt::format("\nwhole forward pass: {} FLOPs, {} moved (estimate), {:.4f} TFLOP/s",
-                     si(static_cast<double>(flops)), bench::bytes_text(bytes), roofline.tflops);
+                     si(static_cast<double>(flops)), runtime::bytes_text(bytes), roofline.tflops);
   if (has_ceilings) {
     out += fmt::format(" = {:.1f}% of {} peak {:.3g} TFLOP/s; {:.2f} GB/s = {:.1f}% of {:.4g} GB/s; {}-bound\n",
                        roofline.percent_of_peak_flops, peak_dtype, ceilings.peak_tflops(peak_dtype), roofline.gbps,
@@ -183,10 +187,10 @@ std::string ProfileReport::to_text() const {
     out += fmt::format(", {:.2f} GB/s (no ceilings)\n", roofline.gbps);
   }
 
-  out += fmt::format("memory: peak RSS {}", bench::bytes_text(peak_rss_bytes));
+  out += fmt::format("memory: peak RSS {}", runtime::bytes_text(peak_rss_bytes));
   if (cuda) {
-    out += fmt::format("; CUDA max allocated {}, max reserved {}", bench::bytes_text(cuda_max_allocated_bytes),
-                       bench::bytes_text(cuda_max_reserved_bytes));
+    out += fmt::format("; CUDA max allocated {}, max reserved {}", runtime::bytes_text(cuda_max_allocated_bytes),
+                       runtime::bytes_text(cuda_max_reserved_bytes));
   }
   out += "\n";
   if (cuda) {

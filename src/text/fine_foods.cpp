@@ -1,16 +1,11 @@
-// The downstream text task: Amazon fine-food reviews (r-cran-modeldata's small_fine_foods, exported
-// by the set-up), label "great" or "other", as frozen all-MiniLM-L6-v2 sentence embeddings. The
-// embeddings are computed once per machine (fp32, CPU) and cached beside the exported reviews.
-// `fine-foods-int8` is the same reviews embedded by the encoder after hone's quant_int8_dynamic
-// pass, and `fine-foods-2of4` by the encoder after prune_semi_structured (2:4 sparse Linears): a
-// probe trained on `fine-foods` and evaluated there measures what the compression costs downstream.
+#include "hone/text/fine_foods.h"
+
 #include <ATen/ATen.h>
 
 #include <fstream>
+#include <mutex>
 #include <optional>
 
-#include "hone/compress/editor.h"
-#include "hone/compress/pass.h"
 #include "hone/core/error.h"
 #include "hone/core/log.h"
 #include "hone/core/progress.h"
@@ -19,8 +14,16 @@
 #include "hone/io/safetensors.h"
 #include "hone/text/sentence_encoder.h"
 
-namespace hone::data {
+namespace hone::text {
 namespace fs = std::filesystem;
+using data::DataOptions;
+using data::DatasetInfo;
+using data::exported_data_dir;
+using data::LoadedData;
+using data::minilm_dir;
+using data::require_file;
+using data::TaskKind;
+using data::TensorDataset;
 namespace {
 
 constexpr const char* kHow =
@@ -64,57 +67,22 @@ std::string encoder_fingerprint(const fs::path& model_dir) {
   return fmt::format("{}:{}:{}", weights.string(), fs::file_size(weights), time);
 }
 
-/// Which encoder embeds the reviews: the fp32 model, or the model after one compression pass.
-enum class EncoderVariant { kFp32, kInt8Dynamic, kSemiStructured };
-
-/// The pass that makes the variant ("" for fp32) and the variant's cache and dataset names.
-struct VariantNames {
-  const char* pass;
-  const char* cache_prefix;
-  const char* dataset;
-  const char* features;
-};
-VariantNames names_of(EncoderVariant v) {
-  switch (v) {
-    case EncoderVariant::kInt8Dynamic:
-      return {"quant_int8_dynamic", "minilm-int8", "fine-foods-int8",
-              "all-MiniLM-L6-v2 sentence embeddings, encoder after quant_int8_dynamic (frozen, int8 weights, 256 "
-              "tokens)"};
-    case EncoderVariant::kSemiStructured:
-      return {"prune_semi_structured", "minilm-2of4", "fine-foods-2of4",
-              "all-MiniLM-L6-v2 sentence embeddings, encoder after prune_semi_structured (frozen, 2:4 sparse "
-              "Linears without fine-tuning, 256 tokens)"};
-    case EncoderVariant::kFp32:
-      break;
-  }
-  return {"", "minilm", "fine-foods", "all-MiniLM-L6-v2 sentence embeddings (frozen, fp32, 256 tokens)"};
-}
-
 /// The encoder, loaded on first need and shared by the splits (none when every cache is valid).
 struct LazyEncoder {
-  explicit LazyEncoder(EncoderVariant v)
-      : variant(v),
-        fingerprint(encoder_fingerprint(model_dir) +
-                    (v == EncoderVariant::kFp32 ? std::string() : std::string("+") + names_of(v).pass)) {}
-  EncoderVariant variant;
+  explicit LazyEncoder(const FineFoodsEncoder& v)
+      : variant(v), fingerprint(encoder_fingerprint(model_dir) + (v.tag.empty() ? std::string() : "+" + v.tag)) {}
+  const FineFoodsEncoder& variant;
   fs::path model_dir = minilm_dir();
   std::string fingerprint;
-  std::optional<text::SentenceEncoder> encoder;
-  const text::SentenceEncoder& get() {
+  std::optional<SentenceEncoder> encoder;
+  const SentenceEncoder& get() {
     if (encoder) return *encoder;
     // fp32 on the CPU, the model's 256 tokens: the reference setting.
-    encoder = text::SentenceEncoder::load(model_dir, text::SentenceEncoderOptions{});
-    if (variant != EncoderVariant::kFp32) {
-      // The pass's defaults, as `hone compress --quant int8-dynamic` / `--prune 2:4` make it.
-      compress::ModelEditor editor(encoder->model());
-      compress::PassContext context;
-      context.editor = &editor;
-      const auto& entry = compress::find_pass(names_of(variant).pass);
-      entry.make()->apply(encoder->model(), compress::validate_options(entry, nlohmann::json::object()), context);
-    }
+    encoder = SentenceEncoder::load(model_dir, SentenceEncoderOptions{});
+    if (variant.transform) variant.transform(*encoder);
     return *encoder;
   }
-  std::string cache_prefix() const { return names_of(variant).cache_prefix; }
+  std::string cache_prefix() const { return variant.cache_prefix; }
 };
 
 /// Embeddings [N, 384] of a split, from the cache when it was made from the same reviews and model.
@@ -137,7 +105,7 @@ at::Tensor embed_split(const std::string& split, const Reviews& reviews, const f
       log_warn("fine-foods: ignoring unreadable cache {}: {}", cache.string(), e.what());
     }
   }
-  const text::SentenceEncoder& encoder = lazy.get();
+  const SentenceEncoder& encoder = lazy.get();
   ProgressBar bar(static_cast<std::int64_t>(reviews.texts.size()),
                   fmt::format("embed fine-foods {} ({})", split, lazy.cache_prefix()));
   const auto embeddings =
@@ -155,9 +123,9 @@ at::Tensor embed_split(const std::string& split, const Reviews& reviews, const f
 
 namespace {
 
-DatasetInfo info_for(EncoderVariant variant) {
+DatasetInfo info_for(const FineFoodsEncoder& variant) {
   DatasetInfo info;
-  info.name = names_of(variant).dataset;
+  info.name = variant.dataset;
   info.task = TaskKind::kClassification;
   info.input_shape = {kDimension};
   info.num_classes = 2;
@@ -165,7 +133,7 @@ DatasetInfo info_for(EncoderVariant variant) {
   return info;
 }
 
-LoadedData load_variant(const DataOptions& options, EncoderVariant variant) {
+LoadedData load_variant(const DataOptions& options, const FineFoodsEncoder& variant) {
   const fs::path dir = exported_data_dir() / "fine-foods";
   const Reviews train = read_reviews(dir / "train.tsv");
   const Reviews test = read_reviews(dir / "test.tsv");
@@ -190,7 +158,7 @@ LoadedData load_variant(const DataOptions& options, EncoderVariant variant) {
   data.test.dataset = TensorDataset(test_x.narrow(0, 0, cap(n_test)), labels(test).narrow(0, 0, cap(n_test)));
   data.provenance = {{"source", dir.string()},
                      {"package", "r-cran-modeldata (small_fine_foods)"},
-                     {"features", names_of(variant).features},
+                     {"features", variant.features},
                      {"encoder", minilm_dir().string()},
                      {"split", {{"train", cap(n_train)}, {"val", cap(n_val)}, {"test", cap(n_test)}}}};
   return data;
@@ -198,15 +166,24 @@ LoadedData load_variant(const DataOptions& options, EncoderVariant variant) {
 
 }  // namespace
 
-DatasetInfo fine_foods_info(const DataOptions&) { return info_for(EncoderVariant::kFp32); }
-LoadedData load_fine_foods(const DataOptions& options) { return load_variant(options, EncoderVariant::kFp32); }
-DatasetInfo fine_foods_int8_info(const DataOptions&) { return info_for(EncoderVariant::kInt8Dynamic); }
-LoadedData load_fine_foods_int8(const DataOptions& options) {
-  return load_variant(options, EncoderVariant::kInt8Dynamic);
-}
-DatasetInfo fine_foods_2of4_info(const DataOptions&) { return info_for(EncoderVariant::kSemiStructured); }
-LoadedData load_fine_foods_2of4(const DataOptions& options) {
-  return load_variant(options, EncoderVariant::kSemiStructured);
+FineFoodsEncoder fine_foods_fp32_encoder() {
+  return {"fine-foods", "minilm", "all-MiniLM-L6-v2 sentence embeddings (frozen, fp32, 256 tokens)", "", {}};
 }
 
-}  // namespace hone::data
+DatasetInfo fine_foods_info(const FineFoodsEncoder& encoder) { return info_for(encoder); }
+LoadedData load_fine_foods(const DataOptions& options, const FineFoodsEncoder& encoder) {
+  return load_variant(options, encoder);
+}
+
+void register_text_datasets() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const FineFoodsEncoder fp32 = fine_foods_fp32_encoder();
+    data::register_dataset(
+        {"fine-foods", "Amazon fine-food reviews, great/other, as frozen MiniLM embeddings (Debian r-cran-modeldata)",
+         TaskKind::kClassification, [fp32](const DataOptions& o) { return load_fine_foods(o, fp32); },
+         [fp32](const DataOptions&) { return fine_foods_info(fp32); }});
+  });
+}
+
+}  // namespace hone::text

@@ -8,7 +8,7 @@
 
 #include "hone/core/device.h"
 #include "hone/core/error.h"
-#include "hone/train/checkpoint.h"
+#include "hone/run/run_dir.h"
 
 namespace hone::train {
 
@@ -67,7 +67,7 @@ RunEvaluation evaluate_run(const std::filesystem::path& run_dir, const std::stri
                            const std::string& split, std::int64_t batch_size, const std::string& dataset) {
   if (split != "test" && split != "val") fail_usage("unknown split '{}': expected test or val", split);
   const c10::Device device = parse_device(device_name);
-  const RunConfig config = load_run_config(run_dir);
+  const run::RunConfig config = run::load_run_config(run_dir);
   const std::string name = dataset.empty() ? config.dataset : dataset;
   if (name != config.dataset) {
     const auto trained = data::describe_dataset(config.dataset, config.data_options);
@@ -79,7 +79,7 @@ RunEvaluation evaluate_run(const std::filesystem::path& run_dir, const std::stri
                  fmt::join(other.input_shape, "x"));
     }
   }
-  models::ModelPtr model = load_run_model(run_dir);
+  models::ModelPtr model = run::load_run_model(run_dir);
   model->to(device);
   const data::LoadedData data = data::load_dataset(name, config.data_options);
   RunEvaluation result;

@@ -1,20 +1,27 @@
 #include "hone/train/trainer.h"
 
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <torch/nn/functional/loss.h>
-#include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adamw.h>
 #include <torch/utils.h>
 
 #include <chrono>
 #include <cmath>
-#include <numbers>
 
 #include "hone/core/device.h"
 #include "hone/core/error.h"
 #include "hone/core/log.h"
 #include "hone/core/progress.h"
 #include "hone/models/registry.h"
+#include "hone/run/checkpoint.h"
+#include "hone/train/activation_checkpoint.h"
 #include "hone/train/evaluate.h"
+#include "hone/train/grad_scaler.h"
+#include "hone/train/input_pipeline.h"
+#include "hone/train/lr_schedule.h"
+#include "hone/train/optimizer.h"
+#include "hone/train/precision.h"
+#include "hone/train/train_step.h"
 
 namespace hone::train {
 namespace fs = std::filesystem;
@@ -25,9 +32,20 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"model_overrides", o.model_overrides},
           {"epochs", o.epochs},
           {"batch_size", o.batch_size},
+          {"accumulate", o.accumulate},
+          {"effective_batch_size", o.batch_size * o.accumulate},
           {"learning_rate", o.learning_rate},
           {"weight_decay", o.weight_decay},
+          {"decay_norms_and_biases", o.decay_norms_and_biases},
           {"grad_clip", o.grad_clip},
+          {"optimizer", o.optimizer},
+          {"momentum", o.momentum},
+          {"nesterov", o.nesterov},
+          {"lr_schedule", o.lr_schedule},
+          {"warmup_steps", o.warmup_steps},
+          {"precision", o.precision},
+          {"checkpoint_activations", o.checkpoint_activations},
+          {"deterministic", o.deterministic},
           {"seed", o.seed},
           {"device", o.device},
           {"workers", o.workers},
@@ -37,64 +55,126 @@ nlohmann::json to_json(const TrainOptions& o) {
 namespace {
 
 void validate(const TrainOptions& o) {
-  if (o.epochs < 1) fail_usage("--epochs must be >= 1, got {}", o.epochs);
-  if (o.batch_size < 1) fail_usage("--batch-size must be >= 1, got {}", o.batch_size);
+  if (o.epochs < 1) fail_usage_option("epochs", "epochs must be >= 1, got {}", o.epochs);
+  if (o.batch_size < 1) fail_usage_option("batch_size", "batch size must be >= 1, got {}", o.batch_size);
+  if (o.accumulate < 1)
+    fail_usage_option("accumulate", "accumulate must be >= 1 micro-batches per step, got {}", o.accumulate);
   if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate))
-    fail_usage("--lr must be > 0, got {}", o.learning_rate);
-  if (o.weight_decay < 0) fail_usage("--weight-decay must be >= 0, got {}", o.weight_decay);
-  if (o.workers < 0) fail_usage("--workers must be >= 0, got {}", o.workers);
-  if (o.out_dir.empty()) fail_usage("an output directory (-o) is required");
+    fail_usage_option("learning_rate", "learning rate must be > 0, got {}", o.learning_rate);
+  if (o.weight_decay < 0) fail_usage_option("weight_decay", "weight decay must be >= 0, got {}", o.weight_decay);
+  if (o.grad_clip < 0) fail_usage_option("grad_clip", "gradient clipping norm must be >= 0, got {}", o.grad_clip);
+  if (o.workers < 0) fail_usage_option("workers", "workers must be >= 0, got {}", o.workers);
+  if (o.out_dir.empty()) fail_usage_option("output", "an output directory is required");
 }
 
-/// Cosine decay from lr to 5% of lr over the whole run.
-double learning_rate_at(const TrainOptions& o, std::int64_t step, std::int64_t total_steps) {
-  const double progress = total_steps > 1 ? static_cast<double>(step) / static_cast<double>(total_steps - 1) : 1.0;
-  const double floor = 0.05 * o.learning_rate;
-  return floor + (o.learning_rate - floor) * 0.5 * (1 + std::cos(std::numbers::pi * std::min(progress, 1.0)));
+/// cuDNN autotuning for static shapes by default; deterministic algorithms on request.
+void set_determinism(bool deterministic) {
+  auto& context = at::globalContext();
+  context.setDeterministicAlgorithms(deterministic, /*warn_only=*/false);
+  context.setDeterministicCuDNN(deterministic);
+  context.setBenchmarkCuDNN(!deterministic);
 }
+
+/// Loss values reach the host only when the progress bar refreshes (every 0.5 s) and at the end
+/// of the epoch: reading one waits for the device.
+class LossReadout {
+ public:
+  explicit LossReadout(TrainStep& step) : step_(step) {}
+  /// True when it is time to read (and then reads).
+  bool maybe_refresh(bool force) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_ < std::chrono::milliseconds(500)) return false;
+    last_ = now;
+    sum_ += step_.take_loss_sum();
+    steps_ = step_.steps();
+    return true;
+  }
+  double sum() const { return sum_; }
+  /// The mean loss over the steps read so far.
+  double mean() const { return steps_ > 0 ? sum_ / static_cast<double>(steps_) : 0.0; }
+
+ private:
+  TrainStep& step_;
+  double sum_ = 0;
+  std::int64_t steps_ = 0;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
 
 }  // namespace
 
 TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
   validate(options);
   const c10::Device device = parse_device(options.device);
+  const Precision precision = parse_precision(options.precision);
+  check_precision_supported(precision, device);
   const fs::path run_dir = options.out_dir;
-  if (!options.resume && has_checkpoint(run_dir)) {
-    fail("'{}' already holds a training run; pass --resume to continue it or choose another -o", run_dir.string());
+  if (!options.resume && run::has_checkpoint(run_dir)) {
+    fail_option("resume", "'{}' already holds a training run; resume it or choose another output directory",
+                run_dir.string());
   }
 
   seed_everything(options.seed);
+  set_determinism(options.deterministic);
   const data::LoadedData data = data::load_dataset(options.data, options.data_options);
   models::ModelPtr model = models::make_model(options.model, data.info, options.model_overrides);
   model->to(device);
+  if (options.checkpoint_activations) enable_activation_checkpointing(*model);
 
-  RunConfig config;
+  run::RunConfig config;
   config.architecture = options.model;
   config.model_config = model->config();
   config.dataset = options.data;
   config.data_options = options.data_options;
   config.train_options = to_json(options);
 
-  torch::optim::AdamW optimizer(model->parameters(),
-                                torch::optim::AdamWOptions(options.learning_rate).weight_decay(options.weight_decay));
+  ParamGroupOptions grouping;
+  grouping.weight_decay = options.weight_decay;
+  grouping.decay_norms_and_biases = options.decay_norms_and_biases;
+  OptimizerOptions optimizer_options;
+  optimizer_options.kind = options.optimizer;
+  optimizer_options.momentum = options.momentum;
+  optimizer_options.nesterov = options.nesterov;
+  if (options.optimizer == "lion") optimizer_options.beta2 = 0.99;
+  auto optimizer = make_optimizer(optimizer_options, make_param_groups(*model, grouping));
+  GradScaler scaler(needs_loss_scaling(precision), device);
+
   TrainState state;
   if (options.resume) {
-    const RunConfig saved = load_run_config(run_dir);
+    const run::RunConfig saved = run::load_run_config(run_dir);
     HONE_CHECK(saved.architecture == config.architecture && saved.dataset == config.dataset &&
                    saved.model_config == config.model_config,
                "cannot resume '{}': it trained {} on {} with another config; this run asks for {} on {}",
                run_dir.string(), saved.architecture, saved.dataset, config.architecture, config.dataset);
-    state = load_checkpoint(run_dir, *model, optimizer);
+    state = load_checkpoint(run_dir, *model, *optimizer);
+    if (!state.scaler.is_null()) scaler.load(state.scaler);
     log_info("resuming {} after epoch {} (step {})", run_dir.string(), state.epochs_done, state.global_step);
   }
-  save_run_config(run_dir, config);
+  run::save_run_config(run_dir, config);
 
   const std::int64_t n_train = data.train.dataset.count();
   HONE_CHECK(n_train > 0, "dataset '{}' has no training samples", options.data);
-  std::int64_t steps_per_epoch = (n_train + options.batch_size - 1) / options.batch_size;
+  const std::int64_t batches = (n_train + options.batch_size - 1) / options.batch_size;
+  std::int64_t steps_per_epoch = (batches + options.accumulate - 1) / options.accumulate;
   if (options.max_steps_per_epoch > 0) steps_per_epoch = std::min(steps_per_epoch, options.max_steps_per_epoch);
-  const std::int64_t total_steps = steps_per_epoch * options.epochs;
+  LrScheduleOptions schedule_options;
+  schedule_options.kind = options.lr_schedule;
+  schedule_options.peak = options.learning_rate;
+  schedule_options.warmup_steps = options.warmup_steps;
+  const LrSchedule schedule(schedule_options, steps_per_epoch * options.epochs);
   const bool classification = data.info.task == data::TaskKind::kClassification;
+  const LossFn loss_fn = [classification](const at::Tensor& out, const at::Tensor& y) {
+    return classification ? torch::nn::functional::cross_entropy(out, y) : torch::nn::functional::mse_loss(out, y);
+  };
+  const ForwardFn forward = [&model](const at::Tensor& x) { return model->forward(x); };
+
+  PipelineOptions pipeline_options;
+  pipeline_options.batch_size = options.batch_size;
+  pipeline_options.shuffle = true;
+  pipeline_options.workers = options.workers;
+  pipeline_options.max_batches = steps_per_epoch * options.accumulate;
+  pipeline_options.device = device;
+  InputPipeline pipeline(data.train.dataset, pipeline_options);
+  const at::Tensor lr = at::zeros({}, at::TensorOptions().device(device).dtype(at::kFloat));
 
   TrainResult result;
   result.run_dir = run_dir;
@@ -104,38 +184,43 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
     torch::manual_seed(options.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
     model->train();
     const auto start = std::chrono::steady_clock::now();
+    const std::int64_t skipped_before = scaler.skipped_steps();
     ProgressBar bar(steps_per_epoch, fmt::format("epoch {}/{}", epoch, options.epochs), options.progress);
     EpochRecord record;
     record.epoch = epoch;
-    double loss_sum = 0;
-    data::LoaderOptions loader;
-    loader.batch_size = options.batch_size;
-    loader.shuffle = true;
-    loader.workers = options.workers;
-    loader.max_batches = steps_per_epoch;
-    data::for_each_batch(data.train.dataset, loader, [&](torch::data::Example<>& batch) {
-      const double lr = learning_rate_at(options, state.global_step, total_steps);
-      for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
-      at::Tensor x = batch.data.to(device, /*non_blocking=*/true);
-      at::Tensor y = batch.target.to(device, /*non_blocking=*/true);
-      optimizer.zero_grad();
-      at::Tensor out = model->forward(x);
-      at::Tensor loss =
-          classification ? torch::nn::functional::cross_entropy(out, y) : torch::nn::functional::mse_loss(out, y);
-      loss.backward();
-      if (options.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), options.grad_clip);
-      optimizer.step();
-      const double value = loss.item<double>();
-      HONE_CHECK(std::isfinite(value), "training diverged: loss is {} at epoch {} step {}", value, epoch,
-                 record.steps + 1);
-      if (record.steps == 0) record.first_step_loss = value;
-      loss_sum += value;
-      ++record.steps;
+    TrainStep step(forward, loss_fn, *optimizer, scaler, precision, options.grad_clip, device);
+    LossReadout readout(step);
+    std::vector<Batch> micro;
+    auto run_step = [&] {
+      lr.fill_(schedule.at(state.global_step));
+      step.run(micro, lr);
+      micro.clear();
       ++state.global_step;
-      record.learning_rate = lr;
-      bar.advance(1, fmt::format("loss {:.4f}", loss_sum / static_cast<double>(record.steps)));
+      const bool refreshed = readout.maybe_refresh(false);
+      if (refreshed && step.first_non_finite_step() > 0) return false;
+      bar.advance(1, fmt::format("loss {:.4f}", readout.mean()));
+      return true;
+    };
+    bool finite = true;
+    pipeline.for_each_epoch_batch([&](Batch& batch) {
+      if (!finite) return;
+      micro.push_back(batch);
+      if (static_cast<std::int64_t>(micro.size()) == options.accumulate) finite = run_step();
     });
-    record.train_loss = loss_sum / static_cast<double>(std::max<std::int64_t>(record.steps, 1));
+    if (finite && !micro.empty()) finite = run_step();  // the epoch's last, shorter step
+    readout.maybe_refresh(true);
+    if (const std::int64_t bad = step.first_non_finite_step(); bad > 0) {
+      fail(
+          "training diverged: the loss is not finite at epoch {} step {}; the last good checkpoint (epoch {}) in "
+          "'{}' is intact",
+          epoch, bad, state.epochs_done, run_dir.string());
+    }
+    record.steps = step.steps();
+    record.first_step_loss = step.first_loss();
+    record.train_loss = readout.sum() / static_cast<double>(std::max<std::int64_t>(record.steps, 1));
+    record.learning_rate = schedule.at(state.global_step - 1);
+    record.skipped_steps = scaler.skipped_steps() - skipped_before;
+    record.loss_scale = scaler.current_scale();
     record.val = evaluate(*model, data.val, data.info.task, "val", device);
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     bar.finish(fmt::format("loss {:.4f}", record.train_loss));
@@ -144,11 +229,12 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
     if (is_best) {
       state.best_epoch = epoch;
       state.best_score = record.val.score();
-      save_weights(run_dir / "model.safetensors", *model, {{"epoch", std::to_string(epoch)}});
+      run::save_weights(run_dir / "model.safetensors", *model, {{"epoch", std::to_string(epoch)}});
     }
     state.epochs_done = epoch;
     state.history.push_back(record);
-    save_checkpoint(run_dir, *model, optimizer, state);
+    state.scaler = scaler.state();
+    save_checkpoint(run_dir, *model, *optimizer, state);
     if (on_epoch) on_epoch(record, is_best);
     if (options.stop_after_epochs > 0 && epoch >= options.stop_after_epochs) break;
   }

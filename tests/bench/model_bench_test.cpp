@@ -1,6 +1,10 @@
 #include "hone/bench/model_bench.h"
 
-#include "hone/bench/bench_target.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -114,30 +118,30 @@ TEST(ModelBenchTest, DtypeChannelsLastAndTokenInputsAreReported) {
 }
 
 TEST(ModelBenchTest, TextModelsTakeRandomTokenIds) {
-  RunSettings settings;
+  runtime::RunSettings settings;
   data::DatasetInfo tokens;
   tokens.input_shape = {16};
   tokens.vocab_size = 30522;
-  const auto ids = make_random_input(tokens, 3, settings);
+  const auto ids = runtime::make_random_input(tokens, 3, settings);
   EXPECT_EQ(ids.scalar_type(), torch::kLong);
   EXPECT_EQ(ids.sizes(), (std::vector<std::int64_t>{3, 16}));
   EXPECT_GE(ids.min().item<std::int64_t>(), 1000) << "no padding or special tokens";
   EXPECT_LT(ids.max().item<std::int64_t>(), 30522);
-  const BenchTarget target = load_bench_target("minilm", 24);
+  const runtime::ModelTarget target = runtime::load_target("minilm", 24);
   EXPECT_EQ(target.info.input_shape, (std::vector<std::int64_t>{24}));
   EXPECT_EQ(target.weights, "random (timing only)");
 }
 
 TEST(ModelBenchTest, ChannelsLastOutputsEqualContiguousOutputs) {
   torch::manual_seed(9);
-  BenchTarget target = load_bench_target("cnn");
-  RunSettings settings;
-  prepare_model(*target.model, settings);
+  runtime::ModelTarget target = runtime::load_target("cnn");
+  runtime::RunSettings settings;
+  runtime::prepare_model(*target.model, settings);
   const auto x = torch::randn({2, 1, 28, 28});
   torch::NoGradGuard no_grad;
   const auto reference = target.model->forward(x);
   settings.channels_last = true;
-  prepare_model(*target.model, settings);
+  runtime::prepare_model(*target.model, settings);
   const auto nhwc = target.model->forward(x.contiguous(at::MemoryFormat::ChannelsLast));
   EXPECT_TRUE(torch::allclose(nhwc, reference, 1e-4, 1e-5));
 }
@@ -158,16 +162,16 @@ TEST(ModelBenchTest, OptionsThatCannotWorkHereAreUsageErrors) {
 }
 
 TEST(ModelBenchTest, ParsesMemorySizes) {
-  EXPECT_EQ(parse_bytes("8GiB"), 8LL << 30);
-  EXPECT_EQ(parse_bytes("512MiB"), 512LL << 20);
-  EXPECT_EQ(parse_bytes("1.5GB"), 1'500'000'000LL);
-  EXPECT_EQ(parse_bytes("1000"), 1000);
-  EXPECT_EQ(parse_bytes("2k"), 2048);
+  EXPECT_EQ(runtime::parse_bytes("8GiB"), 8LL << 30);
+  EXPECT_EQ(runtime::parse_bytes("512MiB"), 512LL << 20);
+  EXPECT_EQ(runtime::parse_bytes("1.5GB"), 1'500'000'000LL);
+  EXPECT_EQ(runtime::parse_bytes("1000"), 1000);
+  EXPECT_EQ(runtime::parse_bytes("2k"), 2048);
   for (const char* bad : {"", "GiB", "-1GiB", "0", "8XB", "1e30GiB", "nan"}) {
-    EXPECT_THROW(parse_bytes(bad), UsageError) << bad;
+    EXPECT_THROW(runtime::parse_bytes(bad), UsageError) << bad;
   }
-  EXPECT_EQ(bytes_text(1536), "1.5 KiB");
-  EXPECT_EQ(bytes_text(3LL << 30), "3.00 GiB");
+  EXPECT_EQ(runtime::bytes_text(1536), "1.5 KiB");
+  EXPECT_EQ(runtime::bytes_text(3LL << 30), "3.00 GiB");
 }
 
 }  // namespace

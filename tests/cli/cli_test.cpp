@@ -47,6 +47,22 @@ TEST(CliTest, BadUsageExitsWithTwoAndAUsageLine) {
   }
 }
 
+TEST(CliTest, UnknownCommandIsNamedWithTheCommandList) {
+  const Result r = run("frobnicate");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown command 'frobnicate'"));
+  EXPECT_THAT(r.err, HasSubstr("train"));
+  EXPECT_THAT(r.err, HasSubstr("compress"));
+}
+
+TEST(CliTest, LibraryErrorsAboutAnOptionNameItsFlag) {
+  testing::TempDir dir;
+  const Result r = run("train -m mlp -d digits --epochs 0 -q -o " + (dir / "x").string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("epochs must be >= 1, got 0"));
+  EXPECT_THAT(r.err, HasSubstr("(flag --epochs)"));
+}
+
 TEST(CliTest, RuntimeErrorsExitWithOneAndOneClearLine) {
   testing::TempDir dir;
   const Result missing = run("eval " + (dir / "no-run").string());

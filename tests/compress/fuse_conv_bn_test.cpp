@@ -9,6 +9,7 @@
 #include "hone/compress/pass.h"
 #include "hone/core/error.h"
 #include "hone/models/registry.h"
+#include "hone/nn/edits.h"
 #include "hone/nn/layer.h"
 #include "support/batch_norm_statistics.h"
 #include "support/error_message.h"
@@ -96,14 +97,14 @@ TEST(FuseConvBnTest, ModelWithoutPairsIsUnchangedAndSaysSo) {
 TEST(FuseConvBnTest, ReplayRejectsEditsThatDoNotApply) {
   auto model = models::make_model("cnn", images(), {{"widths", {8, 16}}});
   const auto message = testing::error_message([&] {
-    replay_edits(*model, nlohmann::json::array(
-                             {{{"op", "replace"}, {"path", "features.9"}, {"layer", {{"kind", "identity"}}}}}));
+    nn::replay_edits(*model, nlohmann::json::array(
+                                 {{{"op", "replace"}, {"path", "features.9"}, {"layer", {{"kind", "identity"}}}}}));
   });
   EXPECT_NE(message.find("edit 0"), std::string::npos) << message;
   EXPECT_NE(message.find("features.9"), std::string::npos) << message;
   const auto unknown = testing::error_message([&] {
-    replay_edits(*model,
-                 nlohmann::json::array({{{"op", "replace"}, {"path", "classifier"}, {"layer", {{"kind", "nope"}}}}}));
+    nn::replay_edits(
+        *model, nlohmann::json::array({{{"op", "replace"}, {"path", "classifier"}, {"layer", {{"kind", "nope"}}}}}));
   });
   EXPECT_NE(unknown.find("unknown layer kind 'nope'"), std::string::npos) << unknown;
   EXPECT_NE(unknown.find("identity"), std::string::npos) << unknown;

@@ -20,6 +20,7 @@
 #include "hone/core/error.h"
 #include "hone/models/registry.h"
 #include "hone/nn/conv2d_relu.h"
+#include "hone/nn/edits.h"
 #include "hone/nn/layer.h"
 #include "hone/nn/layer_kinds.h"
 #include "hone/nn/linear_relu.h"

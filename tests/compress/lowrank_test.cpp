@@ -16,10 +16,11 @@
 #include "hone/core/error.h"
 #include "hone/models/registry.h"
 #include "hone/nn/conv2d_lowrank.h"
+#include "hone/nn/edits.h"
 #include "hone/nn/layer.h"
 #include "hone/nn/layer_kinds.h"
 #include "hone/nn/linear_lowrank.h"
-#include "hone/train/checkpoint.h"
+#include "hone/run/run_dir.h"
 #include "support/batch_norm_statistics.h"
 #include "support/error_message.h"
 #include "support/pass_runner.h"
@@ -132,13 +133,13 @@ TEST(LowRankSvdTest, SavedEditsRebuildTheFactorizedModel) {
   auto model = small_mlp(4);
   ModelEditor editor(*model);
   run_pass(*model, editor, {{"energy", 0.5}});
-  train::save_weights(dir / "w.safetensors", *model);
+  run::save_weights(dir / "w.safetensors", *model);
   const auto x = torch::randn({4, 64});
   const auto expected = model->forward(x);
 
   auto fresh = models::make_model("mlp", table(), {{"hidden", {40}}, {"dropout", 0.0}});
-  replay_edits(*fresh, editor.edits());
-  train::load_weights(dir / "w.safetensors", *fresh);
+  nn::replay_edits(*fresh, editor.edits());
+  run::load_weights(dir / "w.safetensors", *fresh);
   fresh->eval();
   EXPECT_NE(nn::find_slot(*fresh, "layers.0").slot->as<nn::LinearLowRankImpl>(), nullptr);
   const auto loaded = fresh->named_parameters();
@@ -291,14 +292,14 @@ TEST(LowRankConvTest, SavedEditsRebuildTheFactorizedConvolution) {
   ModelEditor editor(*model);
   run_pass(*model, editor, {{"energy", 1.0}, {"kinds", {"conv2d"}}});
   ASSERT_EQ(editor.edits().size(), 1u);
-  train::save_weights(dir / "w.safetensors", *model);
+  run::save_weights(dir / "w.safetensors", *model);
   const auto x = torch::randn({2, 12, 8, 8});
   const auto expected = model->forward(x);
 
   torch::manual_seed(99);  // different placeholder values
   auto fresh = std::make_shared<ConvStack>();
-  replay_edits(*fresh, editor.edits());
-  train::load_weights(dir / "w.safetensors", *fresh);
+  nn::replay_edits(*fresh, editor.edits());
+  run::load_weights(dir / "w.safetensors", *fresh);
   fresh->eval();
   EXPECT_NE(nn::find_slot(*fresh, "layers.0").slot->as<nn::Conv2dLowRankImpl>(), nullptr);
   const auto loaded = fresh->named_parameters();
@@ -371,7 +372,7 @@ TEST(LowRankConvTest, BatchNormsFoldIntoTheSecondFactor) {
 
   // The fold into a factor replays too.
   auto fresh = models::make_model("mobilenet", model->config());
-  replay_edits(*fresh, editor.edits());
+  nn::replay_edits(*fresh, editor.edits());
   EXPECT_EQ(count_layers<torch::nn::BatchNorm2dImpl>(*fresh), 0);
   EXPECT_EQ(count_layers<nn::Conv2dLowRankImpl>(*fresh), 2);
 }

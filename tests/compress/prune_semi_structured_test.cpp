@@ -115,7 +115,7 @@ TEST(SemiStructuredPassTest, PrunesSupportedLinearsShrinksTheFileSaysWhyItSkipsA
   const auto x = torch::randn({6, 96});
   ModelEditor editor(*model);
   testing::TempDir dir("hone-24");
-  train::save_weights(dir / "dense.safetensors", *model);
+  run::save_weights(dir / "dense.safetensors", *model);
   const auto report = run_pass(*model, editor, "prune_semi_structured", nlohmann::json::object());
   EXPECT_EQ(count_layers<nn::LinearSemiStructuredImpl>(*model), 2);
   EXPECT_EQ(count_layers<torch::nn::LinearImpl>(*model), 1);
@@ -129,7 +129,7 @@ TEST(SemiStructuredPassTest, PrunesSupportedLinearsShrinksTheFileSaysWhyItSkipsA
     EXPECT_LT(layer["weight_error"].get<double>(), 0.6);
   }
   const auto actual = model->forward(x);
-  train::save_weights(dir / "sparse.safetensors", *model);
+  run::save_weights(dir / "sparse.safetensors", *model);
   const auto dense_bytes = std::filesystem::file_size(dir / "dense.safetensors");
   const auto sparse_bytes = std::filesystem::file_size(dir / "sparse.safetensors");
   // Pruned layers keep 9/16 of their bytes; the 48 -> 10 layer stays as it was.

@@ -11,8 +11,9 @@
 #include "hone/compress/pass.h"
 #include "hone/core/error.h"
 #include "hone/models/registry.h"
+#include "hone/nn/edits.h"
 #include "hone/nn/layer.h"
-#include "hone/train/checkpoint.h"
+#include "hone/run/run_dir.h"
 #include "support/batch_norm_statistics.h"
 #include "support/error_message.h"
 #include "support/relative_error.h"
@@ -256,11 +257,11 @@ TEST(PruneStructuredTest, CnnAllGroupsRunAndTheSavedEditsReplayExactly) {
   const auto expected = model->forward(x);
   EXPECT_EQ(expected.sizes(), (std::vector<std::int64_t>{3, 10}));
 
-  train::save_weights(dir / "w.safetensors", *model);
+  run::save_weights(dir / "w.safetensors", *model);
   auto fresh = models::make_model("cnn", images(), {{"widths", {8, 16}}, {"dropout", 0.0}});
   fresh->to(torch::kDouble);
-  replay_edits(*fresh, editor.edits());
-  train::load_weights(dir / "w.safetensors", *fresh);
+  nn::replay_edits(*fresh, editor.edits());
+  run::load_weights(dir / "w.safetensors", *fresh);
   fresh->eval();
   EXPECT_TRUE(torch::equal(fresh->forward(x), expected));
 }

@@ -10,11 +10,12 @@
 #include "hone/compress/pass.h"
 #include "hone/core/error.h"
 #include "hone/models/registry.h"
+#include "hone/nn/edits.h"
 #include "hone/nn/layer.h"
 #include "hone/nn/sketched_conv2d.h"
 #include "hone/nn/sketched_linear.h"
 #include "hone/ops/sketched_linear.h"
-#include "hone/train/checkpoint.h"
+#include "hone/run/run_dir.h"
 #include "support/error_message.h"
 #include "support/relative_error.h"
 #include "support/temp_dir.h"
@@ -320,14 +321,14 @@ TEST(SketchPassTest, SavedEditsRebuildTheSketchedModel) {
   auto context = context_for(editor, {64});
   run_pass(*model, context, {{"terms", 2}, {"rank", 4}, {"seed", 3}});
   ASSERT_EQ(editor.edits().size(), 1u);
-  train::save_weights(dir / "w.safetensors", *model);
+  run::save_weights(dir / "w.safetensors", *model);
   torch::NoGradGuard no_grad;
   const auto x = torch::randn({4, 64});
   const auto expected = model->forward(x);
 
   auto fresh = models::make_model("mlp", table(64), {{"hidden", {48}}, {"dropout", 0.0}});
-  replay_edits(*fresh, editor.edits());
-  train::load_weights(dir / "w.safetensors", *fresh);
+  nn::replay_edits(*fresh, editor.edits());
+  run::load_weights(dir / "w.safetensors", *fresh);
   fresh->eval();
   ASSERT_NE(sketch_at(*fresh, "layers.0"), nullptr);
   const auto loaded_buffers = fresh->named_buffers();

@@ -6,11 +6,15 @@
 
 #include <cstdlib>
 
-#include "hone/bench/bench_target.h"
 #include "hone/bench/model_bench.h"
 #include "hone/core/device.h"
 #include "hone/data/paths.h"
 #include "hone/io/safetensors.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 #include "hone/text/sentence_encoder.h"
 #include "support/relative_error.h"
 #include "support/tolerances.h"
@@ -25,18 +29,18 @@ class GraphCudaTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(GraphCudaTest, GraphReplayEqualsEagerAndFollowsNewInputs) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU visible";
   torch::manual_seed(21);
-  BenchTarget target = load_bench_target(GetParam(), 32);
-  RunSettings settings;
+  runtime::ModelTarget target = runtime::load_target(GetParam(), 32);
+  runtime::RunSettings settings;
   settings.device = torch::kCUDA;
-  prepare_model(*target.model, settings);
-  const torch::Tensor input = make_random_input(target.info, 4, settings);
+  runtime::prepare_model(*target.model, settings);
+  const torch::Tensor input = runtime::make_random_input(target.info, 4, settings);
   torch::NoGradGuard no_grad;
   const torch::Tensor eager = target.model->forward(input).clone();
-  ForwardRunner graph(*target.model, input, settings, /*cuda_graph=*/true, /*warmup=*/2);
+  runtime::ForwardRunner graph(*target.model, input, settings, /*cuda_graph=*/true, /*warmup=*/2);
   ASSERT_TRUE(graph.uses_cuda_graph());
   EXPECT_LT(relative_error(graph.run().clone(), eager), testing::kFp32Reordered.relative) << GetParam();
   // The graph reads its input buffer on each replay: new values in place give new outputs.
-  input.copy_(make_random_input(target.info, 4, settings));
+  input.copy_(runtime::make_random_input(target.info, 4, settings));
   const torch::Tensor eager2 = target.model->forward(input).clone();
   EXPECT_LT(relative_error(graph.run().clone(), eager2), testing::kFp32Reordered.relative) << GetParam();
   EXPECT_GT(relative_error(eager2, eager), 1e-3) << "the second input must differ from the first";
@@ -47,18 +51,18 @@ INSTANTIATE_TEST_SUITE_P(Zoo, GraphCudaTest, ::testing::Values("mlp", "cnn", "tr
 TEST(BenchCudaTest, AutocastStaysCloseToFp32) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU visible";
   torch::manual_seed(22);
-  BenchTarget target = load_bench_target("transformer");
-  RunSettings settings;
+  runtime::ModelTarget target = runtime::load_target("transformer");
+  runtime::RunSettings settings;
   settings.device = torch::kCUDA;
-  prepare_model(*target.model, settings);
-  const auto x = make_random_input(target.info, 8, settings);
+  runtime::prepare_model(*target.model, settings);
+  const auto x = runtime::make_random_input(target.info, 8, settings);
   torch::NoGradGuard no_grad;
   at::globalContext().setAllowTF32CuBLAS(false);
   const auto fp32 = target.model->forward(x);
   settings.amp = true;
   torch::Tensor amp;
   {
-    AutocastScope autocast(settings);
+    runtime::AutocastScope autocast(settings);
     amp = target.model->forward(x);
   }
   EXPECT_LT(relative_error(amp.to(torch::kFloat), fp32), 5 * testing::kBf16.relative);

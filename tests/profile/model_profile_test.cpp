@@ -9,11 +9,15 @@
 #include <fstream>
 #include <set>
 
-#include "hone/bench/bench_target.h"
 #include "hone/core/error.h"
 #include "hone/core/fs.h"
 #include "hone/profile/flop_counter.h"
 #include "hone/profile/kineto_trace.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 #include "hone/train/trainer.h"
 #include "support/temp_dir.h"
 
@@ -48,10 +52,10 @@ std::set<std::string> module_names(const ProfileReport& r) {
 
 /// FLOPs of one forward pass of `target` at `batch`, counted live by FlopCounter.
 std::int64_t counted_flops(const std::string& target, std::int64_t batch) {
-  bench::BenchTarget t = bench::load_bench_target(target);
-  const bench::RunSettings settings;
-  bench::prepare_model(*t.model, settings);
-  const auto input = bench::make_random_input(t.info, batch, settings);
+  runtime::ModelTarget t = runtime::load_target(target);
+  const runtime::RunSettings settings;
+  runtime::prepare_model(*t.model, settings);
+  const auto input = runtime::make_random_input(t.info, batch, settings);
   torch::NoGradGuard no_grad;
   FlopCounter counter;
   t.model->forward(input);

@@ -10,8 +10,9 @@
 #include "hone/compress/editor.h"
 #include "hone/compress/pass.h"
 #include "hone/models/registry.h"
+#include "hone/nn/edits.h"
 #include "hone/nn/layer.h"
-#include "hone/train/checkpoint.h"
+#include "hone/run/run_dir.h"
 #include "support/temp_dir.h"
 
 namespace hone::testing {
@@ -52,11 +53,11 @@ inline bool mentions(const std::vector<std::string>& lines, const std::string& t
 /// Saves `model`'s weights, rebuilds it from its config + the edits, loads, repacks: as `hone` does.
 inline models::ModelPtr reload(models::Model& model, const compress::ModelEditor& editor) {
   TempDir dir("hone-pass");
-  train::save_weights(dir / "model.safetensors", model);
+  run::save_weights(dir / "model.safetensors", model);
   auto rebuilt = models::make_model(model.architecture(), model.config());
-  compress::replay_edits(*rebuilt, editor.edits());
-  train::load_weights(dir / "model.safetensors", *rebuilt);
-  compress::repack_layers(*rebuilt);
+  nn::replay_edits(*rebuilt, editor.edits());
+  run::load_weights(dir / "model.safetensors", *rebuilt);
+  nn::repack_layers(*rebuilt);
   rebuilt->eval();
   return rebuilt;
 }

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "hone/core/error.h"
+#include "hone/core/fs.h"
 #include "hone/train/evaluate.h"
 #include "support/temp_dir.h"
 
@@ -104,6 +105,51 @@ TEST(TrainerTest, BadOptionsAreUsageErrors) {
   o = digits_mlp(dir / "run");
   o.model = "lstm";  // needs forecasting windows, digits are images
   EXPECT_THROW(train(o), Error);
+  auto option_of = [&](const std::function<void(TrainOptions&)>& change) {
+    TrainOptions bad = digits_mlp(dir / "bad");
+    change(bad);
+    try {
+      train(bad);
+    } catch (const UsageError& e) {
+      return e.option();
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(option_of([](TrainOptions& t) { t.accumulate = 0; }), "accumulate");
+  EXPECT_EQ(option_of([](TrainOptions& t) { t.precision = "fp16"; }), "precision") << "fp16 needs CUDA";
+  EXPECT_EQ(option_of([](TrainOptions& t) { t.precision = "tf32"; }), "precision") << "tf32 needs CUDA";
+  EXPECT_EQ(option_of([](TrainOptions& t) { t.optimizer = "adagrad"; }), "optimizer");
+  EXPECT_EQ(option_of([](TrainOptions& t) { t.lr_schedule = "step"; }), "lr_schedule");
+}
+
+TEST(TrainerTest, TwoCpuRunsWithTheSameSeedAreBitIdentical) {
+  testing::TempDir dir;
+  TrainOptions a = digits_mlp(dir / "a");
+  a.epochs = 2;
+  a.accumulate = 2;
+  a.optimizer = "sgd";
+  a.nesterov = true;
+  a.lr_schedule = "one-cycle";
+  TrainOptions b = a;
+  b.out_dir = dir / "b";
+  train(a);
+  train(b);
+  EXPECT_EQ(read_file(dir / "a/model.safetensors"), read_file(dir / "b/model.safetensors"));
+  EXPECT_EQ(read_file(dir / "a/checkpoint/optimizer.safetensors"),
+            read_file(dir / "b/checkpoint/optimizer.safetensors"));
+}
+
+TEST(TrainerTest, AccumulationRecordsTheEffectiveBatchAndStepsPerEpoch) {
+  testing::TempDir dir;
+  TrainOptions o = digits_mlp(dir / "run");
+  o.epochs = 1;
+  o.accumulate = 3;
+  const TrainResult r = train(o);
+  // digits' 1257 training samples in batches of 32: 40 micro-batches, 14 steps of 3 (the last of 1).
+  EXPECT_EQ(r.state.history.at(0).steps, 14);
+  const auto config = run::load_run_config(dir / "run");
+  EXPECT_EQ(config.train_options.at("effective_batch_size"), 96);
+  EXPECT_EQ(config.train_options.at("accumulate"), 3);
 }
 
 }  // namespace

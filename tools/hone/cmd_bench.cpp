@@ -4,9 +4,14 @@
 
 #include "commands.h"
 #include "flags.h"
-#include "hone/bench/bench_target.h"
 #include "hone/bench/model_bench.h"
+#include "hone/bench/train_bench.h"
 #include "hone/core/error.h"
+#include "hone/runtime/device_probe.h"
+#include "hone/runtime/forward_runner.h"
+#include "hone/runtime/settings.h"
+#include "hone/runtime/target.h"
+#include "hone/runtime/units.h"
 
 namespace hone::cli {
 namespace {
@@ -18,6 +23,8 @@ struct BenchCommand {
   std::string batches = "1";
   bool find_batch = false;
   std::string memory_budget;
+  bool train = false;
+  bench::TrainBenchOptions train_options;
   int threads = 0;
   bool json = false;
 };
@@ -35,9 +42,22 @@ void run_bench(BenchCommand& cmd) {
     std::cout << (cmd.json ? report.to_json().dump(2) + "\n" : report.to_text());
     return;
   }
+  if (cmd.train) {
+    if (cmd.find_batch) fail_usage("--find-batch with --train is not built yet; time fixed batches with --batch");
+    auto& t = cmd.train_options;
+    t.device = cmd.options.device;
+    t.batches = cmd.options.batches;
+    t.warmup = cmd.options.warmup;
+    t.iterations = cmd.options.iterations;
+    t.cuda_graphs = cmd.options.cuda_graphs;
+    t.seq_len = cmd.options.seq_len;
+    const auto report = bench::bench_train_step(cmd.target, t);
+    std::cout << (cmd.json ? report.to_json().dump(2) + "\n" : report.to_text());
+    return;
+  }
   if (cmd.find_batch) {
     if (cmd.memory_budget.empty()) fail_usage("--find-batch needs --memory-budget, e.g. --memory-budget 8GiB");
-    const auto report = bench::find_max_batch(cmd.target, cmd.options, bench::parse_bytes(cmd.memory_budget));
+    const auto report = bench::find_max_batch(cmd.target, cmd.options, runtime::parse_bytes(cmd.memory_budget));
     std::cout << (cmd.json ? report.to_json().dump(2) + "\n" : report.to_text());
     return;
   }
@@ -59,22 +79,25 @@ void register_bench(CLI::App& root) {
       "  hone bench runs/cnn --device cuda --batch 1,8,64,256 --json\n"
       "  hone bench minilm --device cuda --dtype bf16 --cuda-graphs --batch 1,256\n"
       "  hone bench --compare cnn mobilenet --batch 1,64\n"
-      "  hone bench minilm --device cuda --find-batch --memory-budget 8GiB\n");
-  add_flag(*app, flags::kBenchTarget, cmd->target);
-  app->add_option("--compare", cmd->compare, "time two models (zoo names or run directories) side by side")
-      ->expected(2)
-      ->type_name("A B");
+      "  hone bench minilm --device cuda --find-batch --memory-budget 8GiB\n"
+      "  hone bench cnn --train --batch 128                       # one full training step (AdamW)\n"
+      "  hone bench minilm --train --device cuda --precision bf16 --cuda-graphs --batch 64\n");
+  add_flag(*app, flags::kTarget, cmd->target);
+  add_flag(*app, flags::kCompare, cmd->compare)->expected(2)->type_name("A B");
   add_flag(*app, flags::kDevice, cmd->options.device);
-  add_flag(*app, flags::kBatchList, cmd->batches);
+  add_flag(*app, flags::kBatch, cmd->batches);
   add_flag(*app, flags::kDtype, cmd->options.dtype);
-  app->add_flag("--amp", cmd->options.amp, "keep fp32 weights and autocast matmuls/convolutions to bf16");
-  app->add_flag("--channels-last", cmd->options.channels_last, "NHWC memory format for 4-D weights and inputs");
-  app->add_flag("--cuda-graphs", cmd->options.cuda_graphs,
-                "capture the forward once per batch size as a CUDA graph and time its replays");
-  app->add_option("--seq-len", cmd->options.seq_len, "tokens per sample for text models (minilm)")
-      ->capture_default_str();
-  app->add_flag("--find-batch", cmd->find_batch, "find the largest batch within --memory-budget (CUDA)");
-  app->add_option("--memory-budget", cmd->memory_budget, "device memory for --find-batch, e.g. 8GiB or 512MiB");
+  add_flag(*app, flags::kAmp, cmd->options.amp);
+  add_flag(*app, flags::kChannelsLast, cmd->options.channels_last);
+  add_flag(*app, flags::kCudaGraphs, cmd->options.cuda_graphs);
+  add_flag(*app, flags::kSeqLen, cmd->options.seq_len);
+  add_flag(*app, flags::kFindBatch, cmd->find_batch);
+  add_flag(*app, flags::kMemoryBudget, cmd->memory_budget);
+  add_flag(*app, flags::kTrain, cmd->train);
+  add_flag(*app, flags::kPrecision, cmd->train_options.precision)
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));
+  add_flag(*app, flags::kOptimizer, cmd->train_options.optimizer)->check(CLI::IsMember({"adamw", "sgd", "lion"}));
+  add_flag(*app, flags::kCheckpointActivations, cmd->train_options.checkpoint_activations);
   add_flag(*app, flags::kWarmup, cmd->options.warmup);
   add_flag(*app, flags::kIterations, cmd->options.iterations);
   add_flag(*app, flags::kThreads, cmd->threads);

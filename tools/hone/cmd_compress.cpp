@@ -8,6 +8,7 @@
 #include "flags.h"
 #include "hone/bench/model_bench.h"
 #include "hone/compress/compress.h"
+#include "hone/compress/shorthand.h"
 #include "hone/core/error.h"
 
 namespace hone::cli {
@@ -48,54 +49,6 @@ void list_passes() {
   }
 }
 
-/// The flags as a recipe (passes in the registry's order).
-compress::Recipe recipe_from_flags(const CompressCommand& cmd) {
-  nlohmann::json passes = nlohmann::json::array();
-  if (cmd.prune == "2:4") {
-    // With --quant fp16/bf16 the sparse layers store and compute in that dtype too (cuSPARSELt's).
-    const bool low = cmd.quant == "fp16" || cmd.quant == "bf16";
-    passes.push_back({{"pass", "prune_semi_structured"}, {"dtype", low ? cmd.quant : "input"}});
-  } else if (!cmd.prune.empty()) {
-    const auto colon = cmd.prune.find(':');
-    const auto kind = cmd.prune.substr(0, colon);
-    double amount = 0;
-    try {
-      if (colon == std::string::npos) throw std::invalid_argument("no amount");
-      std::size_t used = 0;
-      amount = std::stod(cmd.prune.substr(colon + 1), &used);
-      if (used != cmd.prune.size() - colon - 1) throw std::invalid_argument("trailing text");
-    } catch (const std::exception&) {
-      fail_usage("--prune {}: expected KIND:FRACTION, e.g. structured:0.25", cmd.prune);
-    }
-    if (kind == "structured") {
-      passes.push_back({{"pass", "prune_structured"}, {"amount", amount}});
-    } else if (kind == "magnitude" || kind == "magnitude-global") {
-      passes.push_back(
-          {{"pass", "prune_magnitude"}, {"amount", amount}, {"scope", kind == "magnitude" ? "layer" : "global"}});
-    } else {
-      fail_usage("--prune {}: unknown kind '{}'; valid: structured, magnitude, magnitude-global, 2:4", cmd.prune, kind);
-    }
-  }
-  if (cmd.lowrank > 0) passes.push_back({{"pass", "lowrank_svd"}, {"energy", cmd.lowrank}});
-  if (cmd.fuse) passes.push_back({{"pass", "fuse_conv_bn"}});
-  if (!cmd.quant.empty()) {
-    if (cmd.quant == "int8-dynamic") {
-      passes.push_back({{"pass", "quant_int8_dynamic"}});
-    } else if (cmd.quant == "int8-weight-only" || cmd.quant == "int4-weight-only") {
-      passes.push_back({{"pass", "quant_weight_only"}, {"bits", cmd.quant == "int8-weight-only" ? 8 : 4}});
-    } else if (cmd.quant == "int8-static") {
-      nlohmann::json pass = {{"pass", "quant_int8_static"}};
-      if (!cmd.observer.empty()) pass["observer"] = cmd.observer;
-      passes.push_back(pass);
-    } else {
-      passes.push_back({{"pass", "quant_float"}, {"dtype", cmd.quant}});
-    }
-  }
-  if (!cmd.observer.empty() && cmd.quant != "int8-static") fail_usage("--observer needs --quant int8-static");
-  if (passes.empty()) return {};
-  return compress::sort_by_registry(compress::parse_recipe({{"passes", passes}}, "flags"));
-}
-
 void run_compress(const CompressCommand& cmd) {
   if (cmd.list_passes) {
     list_passes();
@@ -108,7 +61,13 @@ void run_compress(const CompressCommand& cmd) {
   options.source = cmd.target;
   const bool has_flags = !cmd.quant.empty() || !cmd.prune.empty() || cmd.lowrank > 0 || cmd.fuse;
   if (!cmd.recipe.empty() && has_flags) fail_usage("compress: give either --recipe or pass flags, not both");
-  options.recipe = cmd.recipe.empty() ? recipe_from_flags(cmd) : compress::load_recipe(cmd.recipe);
+  compress::Shorthand shorthand;
+  shorthand.quant = cmd.quant;
+  shorthand.observer = cmd.observer;
+  shorthand.prune = cmd.prune;
+  shorthand.lowrank = cmd.lowrank;
+  shorthand.fuse = cmd.fuse;
+  options.recipe = cmd.recipe.empty() ? compress::recipe_from_shorthand(shorthand) : compress::load_recipe(cmd.recipe);
   if (options.recipe.passes.empty()) {
     fail_usage("compress: nothing to do; give --recipe FILE or at least one of --quant, --prune, --lowrank, --fuse");
   }
@@ -144,8 +103,8 @@ void register_compress(CLI::App& root) {
       "  hone compress minilm --device cuda --quant bf16 --prune 2:4 -o runs/minilm-24\n"
       "  hone compress runs/cnn --recipe recipe.json -o runs/cnn-small\n"
       "  hone compress --list-passes\n");
-  add_flag(*app, flags::kBenchTarget, cmd->target);
-  add_flag(*app, flags::kCompressOut, cmd->out);
+  add_flag(*app, flags::kTarget, cmd->target);
+  add_flag(*app, flags::kOut, cmd->out);
   add_flag(*app, flags::kRecipe, cmd->recipe);
   add_flag(*app, flags::kQuant, cmd->quant)
       ->check(CLI::IsMember({"int8-dynamic", "int8-static", "int8-weight-only", "int4-weight-only", "fp16", "bf16"}));
@@ -157,7 +116,7 @@ void register_compress(CLI::App& root) {
   add_flag(*app, flags::kNoVerdict, cmd->no_verdict);
   add_flag(*app, flags::kListPasses, cmd->list_passes);
   add_flag(*app, flags::kDevice, cmd->device);
-  add_flag(*app, flags::kBatchList, cmd->batches);
+  add_flag(*app, flags::kBatch, cmd->batches);
   add_flag(*app, flags::kWarmup, cmd->warmup)->check(CLI::NonNegativeNumber);
   add_flag(*app, flags::kIterations, cmd->iterations)->check(CLI::PositiveNumber);
   add_flag(*app, flags::kEvalLimit, cmd->eval_limit)->check(CLI::NonNegativeNumber);

@@ -153,16 +153,14 @@ void register_embed(CLI::App& root) {
       "  hone embed \"A man is eating food.\" \"A man is eating pasta.\" --similarity\n"
       "  hone embed --file reviews.txt --batch-size 64 --json > embeddings.json\n"
       "  hone embed --file - --device cuda --dtype bf16 < texts.txt\n");
-  app->add_option("texts", cmd->texts, "texts to embed (or use --file)");
-  app->add_option("-f,--file", cmd->file, "read texts from this file, one per line ('-': standard input)");
-  app->add_option("--model-dir", cmd->model_dir,
-                  "sentence-transformers model directory (default: $HONE_MINILM_DIR or the set-up's link)");
+  add_flag(*app, flags::kTexts, cmd->texts);
+  add_flag(*app, flags::kFile, cmd->file);
+  add_flag(*app, flags::kModelDir, cmd->model_dir);
   add_flag(*app, flags::kDevice, cmd->device);
   add_flag(*app, flags::kDtype, cmd->dtype);
   add_flag(*app, flags::kBatchSize, cmd->batch_size);
-  app->add_option("--max-length", cmd->max_length, "tokens per text incl. [CLS]/[SEP] (0: the model's, 256)")
-      ->capture_default_str();
-  app->add_flag("--similarity", cmd->similarity, "print pairwise cosine similarities instead of the vectors");
+  add_flag(*app, flags::kMaxLength, cmd->max_length);
+  add_flag(*app, flags::kSimilarity, cmd->similarity);
   add_flag(*app, flags::kThreads, cmd->threads);
   add_flag(*app, flags::kQuiet, cmd->quiet);
   add_flag(*app, flags::kJson, cmd->json);

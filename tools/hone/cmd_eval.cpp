@@ -45,8 +45,7 @@ void register_eval(CLI::App& root) {
   add_flag(*app, flags::kRunDir, cmd->run_dir)->required();
   add_flag(*app, flags::kDevice, cmd->device);
   add_flag(*app, flags::kSplit, cmd->split)->check(CLI::IsMember({"test", "val"}));
-  app->add_option("-d,--data", cmd->data,
-                  "evaluate on this dataset instead of the run's own (same task and input shape; see hone info)");
+  add_flag(*app, flags::kData, cmd->data);
   add_flag(*app, flags::kBatchSize, cmd->batch_size)->check(CLI::PositiveNumber);
   add_flag(*app, flags::kThreads, cmd->threads);
   add_flag(*app, flags::kJson, cmd->json);

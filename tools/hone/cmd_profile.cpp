@@ -36,14 +36,14 @@ void register_profile(CLI::App& root) {
       "  hone profile cnn --batch 64\n"
       "  hone profile minilm --device cuda --dtype bf16 --batch 32 --seq-len 128 --trace minilm.json\n"
       "  hone profile runs/cnn --steps 20 --top 10 --json\n");
-  add_flag(*app, flags::kBenchTarget, cmd->target)->required();
+  add_flag(*app, flags::kTarget, cmd->target)->required();
   add_flag(*app, flags::kDevice, cmd->options.device);
   add_flag(*app, flags::kBatch, cmd->options.batch)->check(CLI::PositiveNumber);
   add_flag(*app, flags::kDtype, cmd->options.dtype)->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   add_flag(*app, flags::kAmp, cmd->options.amp);
   add_flag(*app, flags::kChannelsLast, cmd->options.channels_last);
   add_flag(*app, flags::kSeqLen, cmd->options.seq_len)->check(CLI::PositiveNumber);
-  add_flag(*app, flags::kProfileWarmup, cmd->options.warmup)->check(CLI::NonNegativeNumber);
+  add_flag(*app, flags::kWarmup, cmd->options.warmup)->check(CLI::NonNegativeNumber);
   add_flag(*app, flags::kSteps, cmd->options.steps)->check(CLI::PositiveNumber);
   add_flag(*app, flags::kTrace, cmd->options.trace);
   add_flag(*app, flags::kTop, cmd->options.top)->check(CLI::NonNegativeNumber);

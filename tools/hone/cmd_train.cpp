@@ -18,6 +18,7 @@ struct TrainCommand {
   std::string out = "run";
   bool json = false;
   bool quiet = false;
+  bool no_decay_norms_biases = false;
   int threads = 0;
 };
 
@@ -26,6 +27,7 @@ void run_train(TrainCommand& cmd) {
   train::TrainOptions& o = cmd.options;
   o.out_dir = cmd.out;
   o.progress = !cmd.quiet && !cmd.json;
+  o.decay_norms_and_biases = !cmd.no_decay_norms_biases;
   if (!cmd.model_config.empty()) {
     try {
       o.model_overrides = nlohmann::json::parse(cmd.model_config);
@@ -48,6 +50,7 @@ void run_train(TrainCommand& cmd) {
     j["run_dir"] = result.run_dir.string();
     j["parameters"] = result.parameters;
     j["options"] = train::to_json(o);
+    j["final_loss_scale"] = state.history.empty() ? 1.0 : state.history.back().loss_scale;
     std::cout << j.dump(2) << "\n";
     return;
   }
@@ -71,7 +74,11 @@ void register_train(CLI::App& root) {
               "\nExamples:\n"
               "  hone train --model cnn --data fashion-mnist --epochs 4 -o runs/cnn\n"
               "  hone train -m lstm -d goldsilver --epochs 20 -o runs/lstm --json\n"
-              "  hone train -m cnn -d fashion-mnist --epochs 8 -o runs/cnn --resume   # continue a run\n");
+              "  hone train -m cnn -d fashion-mnist --epochs 8 -o runs/cnn --resume   # continue a run\n"
+              "  hone train -m cnn -d fashion-mnist --device cuda --precision bf16 -o runs/cnn-bf16\n"
+              "  hone train -m cnn -d fashion-mnist --batch-size 64 --accumulate 4 --optimizer sgd --nesterov "
+              "--lr 0.05 --lr-schedule one-cycle -o runs/cnn-sgd\n"
+              "Every figure: docs/train.md.\n");
   auto& o = cmd->options;
   add_flag(*app, flags::kModel, o.model);
   add_flag(*app, flags::kData, o.data);
@@ -81,6 +88,18 @@ void register_train(CLI::App& root) {
   add_flag(*app, flags::kBatchSize, o.batch_size);
   add_flag(*app, flags::kLearningRate, o.learning_rate);
   add_flag(*app, flags::kWeightDecay, o.weight_decay);
+  add_flag(*app, flags::kAccumulate, o.accumulate);
+  add_flag(*app, flags::kPrecision, o.precision)->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));
+  add_flag(*app, flags::kOptimizer, o.optimizer)->check(CLI::IsMember({"adamw", "sgd", "lion"}));
+  add_flag(*app, flags::kMomentum, o.momentum);
+  add_flag(*app, flags::kNesterov, o.nesterov);
+  add_flag(*app, flags::kLrSchedule, o.lr_schedule)
+      ->check(CLI::IsMember({"constant", "linear", "cosine", "one-cycle"}));
+  add_flag(*app, flags::kWarmupSteps, o.warmup_steps);
+  add_flag(*app, flags::kNoDecayNormsBiases, cmd->no_decay_norms_biases);
+  add_flag(*app, flags::kGradClip, o.grad_clip);
+  add_flag(*app, flags::kDeterministic, o.deterministic);
+  add_flag(*app, flags::kCheckpointActivations, o.checkpoint_activations);
   add_flag(*app, flags::kSeed, o.seed);
   add_flag(*app, flags::kDevice, o.device);
   add_flag(*app, flags::kWorkers, o.workers);

@@ -1,82 +1,196 @@
 #pragma once
-// Every flag of the hone program is declared once here, with its help text and environment
-// variable; commands pick the ones they use. (The llama.cpp common/arg.h idea, on CLI11.)
+// Every flag of the hone program is declared once here, with its help text, environment variable
+// and the library option it sets (the name library errors use); a flag whose meaning shifts a
+// little between commands carries per-command help. Commands pick the flags they use; none is
+// declared anywhere else (tests/cli/flag_table_test.cpp checks). The llama.cpp common/arg.h idea,
+// on CLI11.
 #include <CLI/CLI.hpp>
 
+#include <span>
 #include <string>
+#include <type_traits>
 
 namespace hone::cli {
 
-struct Flag {
-  const char* names;  ///< CLI11 spelling, e.g. "-o,--out"
+/// A command's own help for a flag, e.g. {"profile", "samples per profiled forward pass"}.
+struct CommandHelp {
+  const char* command;
   const char* help;
-  const char* env;  ///< environment variable that sets it, or nullptr
+};
+
+struct Flag {
+  const char* names;   ///< CLI11 spelling, e.g. "-o,--out" (a positional has no dash)
+  const char* help;    ///< for every command without its own entry in `per_command`
+  const char* env;     ///< environment variable that sets it, or nullptr
+  const char* option;  ///< the library option it sets ("epochs"): library errors name it, the CLI maps it back
+  std::span<const CommandHelp> per_command = {};
 };
 
 namespace flags {
-inline constexpr Flag kDevice{"--device", "where to run: cpu, cuda or cuda:N", "HONE_DEVICE"};
-inline constexpr Flag kJson{"--json", "print machine-readable JSON on stdout instead of text", nullptr};
-inline constexpr Flag kModel{"-m,--model", "architecture from the zoo (see `hone info`)", nullptr};
-inline constexpr Flag kData{"-d,--data", "dataset (see `hone info`)", nullptr};
+inline constexpr Flag kDevice{"--device", "where to run: cpu, cuda or cuda:N", "HONE_DEVICE", "device"};
+inline constexpr Flag kJson{"--json", "print machine-readable JSON on stdout instead of text", nullptr, "json"};
+inline constexpr Flag kModel{"-m,--model", "architecture from the zoo (see `hone info`)", nullptr, "architecture"};
+inline constexpr CommandHelp kDataHelp[] = {
+    {"eval", "evaluate on this dataset instead of the run's own (same task and input shape; see hone info)"}};
+inline constexpr Flag kData{"-d,--data", "dataset (see `hone info`)", nullptr, "dataset", kDataHelp};
 inline constexpr Flag kModelConfig{"--model-config",
-                                   "JSON merged onto the model's default config, e.g. '{\"widths\":[16,32]}'", nullptr};
-inline constexpr Flag kEpochs{"-e,--epochs", "training epochs", nullptr};
-inline constexpr Flag kBatchSize{"-b,--batch-size", "samples per batch", nullptr};
-inline constexpr Flag kLearningRate{"--lr", "peak learning rate (AdamW, cosine decay)", nullptr};
-inline constexpr Flag kWeightDecay{"--weight-decay", "AdamW weight decay", nullptr};
-inline constexpr Flag kSeed{"--seed", "random seed (data order, init, dropout)", "HONE_SEED"};
-inline constexpr Flag kWorkers{"--workers", "data-loader worker threads", "HONE_WORKERS"};
-inline constexpr Flag kOut{"-o,--out", "run directory to write (config, weights, checkpoint)", nullptr};
-inline constexpr Flag kResume{"--resume", "continue the run in --out from its last checkpoint", nullptr};
-inline constexpr Flag kWindow{"--window", "forecasting: days of history per sample", nullptr};
-inline constexpr Flag kLimit{"--limit", "use at most N samples per split (quick trials)", nullptr};
-inline constexpr Flag kMaxSteps{"--max-steps", "cut each epoch after N steps (quick trials)", nullptr};
-inline constexpr Flag kQuiet{"-q,--quiet", "no progress bar", nullptr};
-inline constexpr Flag kRunDir{"run_dir", "a run directory written by `hone train`", nullptr};
-inline constexpr Flag kSplit{"--split", "which split to evaluate: test or val", nullptr};
-inline constexpr Flag kThreads{"--threads", "CPU threads for torch (0: torch's default)", "HONE_THREADS"};
-inline constexpr Flag kBenchTarget{"model", "a zoo model name or a run directory", nullptr};
-inline constexpr Flag kBatchList{"-b,--batch", "batch sizes to time, comma-separated (e.g. 1,8,64,256)", nullptr};
-inline constexpr Flag kWarmup{"--warmup", "untimed iterations before timing each batch size", nullptr};
-inline constexpr Flag kDtype{"--dtype", "floating dtype of weights and activations: fp32, fp16 or bf16", nullptr};
-inline constexpr Flag kIterations{"--iterations", "timed iterations per batch size", nullptr};
-inline constexpr Flag kBatch{"-b,--batch", "samples per forward pass", nullptr};
-inline constexpr Flag kAmp{"--amp", "keep fp32 weights and autocast matmuls/convolutions to bf16", nullptr};
-inline constexpr Flag kChannelsLast{"--channels-last", "NHWC memory format for 4-D weights and inputs", nullptr};
-inline constexpr Flag kSeqLen{"--seq-len", "tokens per sample for text models (minilm)", nullptr};
-inline constexpr Flag kProfileWarmup{"--warmup", "unprofiled forward passes before profiling", nullptr};
-inline constexpr Flag kSteps{"--steps", "profiled forward passes", nullptr};
-inline constexpr Flag kTrace{"--trace", "write a Chrome trace (chrome://tracing, ui.perfetto.dev) here", nullptr};
-inline constexpr Flag kTop{"--top", "rows of the top-ops table (0: all)", nullptr};
-inline constexpr Flag kCeilings{"--ceilings", "measure (once, then cached) matmul TFLOP/s and memory GB/s", nullptr};
-inline constexpr Flag kRefresh{"--refresh", "with --ceilings: measure again even if cached", nullptr};
-inline constexpr Flag kCompressOut{"-o,--out", "directory to write the compressed model to (a run directory)", nullptr};
-inline constexpr Flag kRecipe{"--recipe", "JSON recipe: {\"passes\": [{\"pass\": NAME, ...options}]}", nullptr};
-inline constexpr Flag kQuant{
-    "--quant", "quantize: int8-dynamic, int8-static, int8-weight-only, int4-weight-only, fp16 or bf16", nullptr};
-inline constexpr Flag kObserver{"--observer", "int8-static calibration: minmax, percentile or entropy", nullptr};
+                                   "JSON merged onto the model's default config, e.g. '{\"widths\":[16,32]}'", nullptr,
+                                   "model_overrides"};
+inline constexpr Flag kEpochs{"-e,--epochs", "training epochs", nullptr, "epochs"};
+inline constexpr Flag kBatchSize{"--batch-size", "samples per batch", nullptr, "batch_size"};
+inline constexpr Flag kLearningRate{"--lr", "peak learning rate (AdamW, cosine decay)", nullptr, "learning_rate"};
+inline constexpr Flag kWeightDecay{"--weight-decay", "AdamW weight decay", nullptr, "weight_decay"};
+inline constexpr Flag kSeed{"--seed", "random seed (data order, init, dropout)", "HONE_SEED", "seed"};
+inline constexpr Flag kWorkers{"--workers", "data-loader worker threads", "HONE_WORKERS", "workers"};
+inline constexpr CommandHelp kOutHelp[] = {
+    {"compress", "directory to write the compressed model to (a run directory)"}};
+inline constexpr Flag kOut{"-o,--out", "run directory to write (config, weights, checkpoint)", nullptr, "output",
+                           kOutHelp};
+inline constexpr Flag kAccumulate{"--accumulate",
+                                  "micro-batches per optimizer step (gradient accumulation; effective batch = "
+                                  "--batch-size x N)",
+                                  nullptr, "accumulate"};
+inline constexpr CommandHelp kPrecisionHelp[] = {
+    {"bench", "with --train: the step's precision: fp32, tf32, bf16 or fp16 (weights stay fp32)"}};
+inline constexpr Flag kPrecision{"--precision",
+                                 "training precision: fp32, tf32 (CUDA), bf16 (CUDA, or a CPU with AVX512-BF16/AMX) "
+                                 "or fp16 (CUDA, dynamic loss scaling); weights stay fp32",
+                                 "HONE_PRECISION", "precision", kPrecisionHelp};
+inline constexpr Flag kOptimizer{"--optimizer", "adamw (fused), sgd (fused, momentum) or lion", nullptr, "optimizer"};
+inline constexpr Flag kMomentum{"--momentum", "SGD momentum", nullptr, "momentum"};
+inline constexpr Flag kNesterov{"--nesterov", "SGD with Nesterov momentum", nullptr, "nesterov"};
+inline constexpr Flag kLrSchedule{"--lr-schedule", "constant, linear, cosine (to 5% of --lr) or one-cycle", nullptr,
+                                  "lr_schedule"};
+inline constexpr Flag kWarmupSteps{"--warmup-steps", "linear learning-rate warm-up over the first N optimizer steps",
+                                   nullptr, "warmup_steps"};
+inline constexpr Flag kNoDecayNormsBiases{"--no-decay-norms-biases",
+                                          "no weight decay on norms' weights and biases (1-D parameters)", nullptr,
+                                          "decay_norms_and_biases"};
+inline constexpr Flag kGradClip{"--grad-clip", "clip the global gradient norm to this (0: off)", nullptr, "grad_clip"};
+inline constexpr Flag kDeterministic{"--deterministic",
+                                     "deterministic algorithms only (cuDNN autotuning off); slower on the GPU", nullptr,
+                                     "deterministic"};
+inline constexpr Flag kCheckpointActivations{"--checkpoint-activations",
+                                             "recompute each block's activations in backward (less memory, about "
+                                             "one more forward of time)",
+                                             nullptr, "checkpoint_activations"};
+inline constexpr Flag kTrain{"--train",
+                             "time one full training step (forward, loss, backward, optimizer) instead of a forward",
+                             nullptr, "train"};
+inline constexpr Flag kResume{"--resume", "continue the run in --out from its last checkpoint", nullptr, "resume"};
+inline constexpr Flag kWindow{"--window", "forecasting: days of history per sample", nullptr, "window"};
+inline constexpr Flag kLimit{"--limit", "use at most N samples per split (quick trials)", nullptr, "limit"};
+inline constexpr Flag kMaxSteps{"--max-steps", "cut each epoch after N steps (quick trials)", nullptr, "max_steps"};
+inline constexpr Flag kQuiet{"-q,--quiet", "no progress bar", nullptr, "quiet"};
+inline constexpr Flag kRunDir{"run_dir", "a run directory written by `hone train`", nullptr, "run_dir"};
+inline constexpr Flag kSplit{"--split", "which split to evaluate: test or val", nullptr, "split"};
+inline constexpr Flag kThreads{"--threads", "CPU threads for torch (0: torch's default)", "HONE_THREADS", "threads"};
+inline constexpr Flag kTarget{"model", "a zoo model name or a run directory", nullptr, "target"};
+inline constexpr Flag kCompare{"--compare", "time two models (zoo names or run directories) side by side", nullptr,
+                               "compare"};
+inline constexpr CommandHelp kBatchHelp[] = {{"profile", "samples per profiled forward pass"}};
+inline constexpr Flag kBatch{"-b,--batch", "batch sizes to time, comma-separated (e.g. 1,8,64,256)", nullptr, "batch",
+                             kBatchHelp};
+inline constexpr CommandHelp kWarmupHelp[] = {{"profile", "unprofiled forward passes before profiling"}};
+inline constexpr Flag kWarmup{"--warmup", "untimed iterations before timing each batch size", nullptr, "warmup",
+                              kWarmupHelp};
+inline constexpr Flag kDtype{"--dtype", "floating dtype of weights and activations: fp32, fp16 or bf16", nullptr,
+                             "dtype"};
+inline constexpr Flag kIterations{"--iterations", "timed iterations per batch size", nullptr, "iterations"};
+inline constexpr Flag kAmp{"--amp", "keep fp32 weights and autocast matmuls/convolutions to bf16", nullptr, "amp"};
+inline constexpr Flag kChannelsLast{"--channels-last", "NHWC memory format for 4-D weights and inputs", nullptr,
+                                    "channels_last"};
+inline constexpr Flag kCudaGraphs{"--cuda-graphs",
+                                  "capture the forward once per batch size as a CUDA graph and time its replays",
+                                  nullptr, "cuda_graphs"};
+inline constexpr Flag kSeqLen{"--seq-len", "tokens per sample for text models (minilm)", nullptr, "seq_len"};
+inline constexpr Flag kFindBatch{"--find-batch", "find the largest batch within --memory-budget (CUDA)", nullptr,
+                                 "find_batch"};
+inline constexpr Flag kMemoryBudget{"--memory-budget", "device memory for --find-batch, e.g. 8GiB or 512MiB", nullptr,
+                                    "memory_budget"};
+inline constexpr Flag kSteps{"--steps", "profiled forward passes", nullptr, "steps"};
+inline constexpr Flag kTrace{"--trace", "write a Chrome trace (chrome://tracing, ui.perfetto.dev) here", nullptr,
+                             "trace"};
+inline constexpr Flag kTop{"--top", "rows of the top-ops table (0: all)", nullptr, "top"};
+inline constexpr Flag kCeilings{"--ceilings", "measure (once, then cached) matmul TFLOP/s and memory GB/s", nullptr,
+                                "ceilings"};
+inline constexpr Flag kRefresh{"--refresh", "with --ceilings: measure again even if cached", nullptr, "refresh"};
+inline constexpr Flag kRecipe{"--recipe", "JSON recipe: {\"passes\": [{\"pass\": NAME, ...options}]}", nullptr,
+                              "recipe"};
+inline constexpr Flag kQuant{"--quant",
+                             "quantize: int8-dynamic, int8-static, int8-weight-only, int4-weight-only, fp16 or bf16",
+                             nullptr, "quant"};
+inline constexpr Flag kObserver{"--observer", "int8-static calibration: minmax, percentile or entropy", nullptr,
+                                "observer"};
 inline constexpr Flag kPrune{"--prune",
                              "prune: structured:FRACTION (removes channels), magnitude:FRACTION or "
                              "magnitude-global:FRACTION (zeros weights), or 2:4 (semi-structured Linear "
                              "weights for the GPU's sparse tensor cores)",
-                             nullptr};
+                             nullptr, "prune"};
 inline constexpr Flag kLowRank{"--lowrank", "SVD-factorize Linear layers keeping this fraction of energy, e.g. 0.95",
-                               nullptr};
-inline constexpr Flag kFuse{"--fuse", "fold batch norms into the convolutions/linears before them", nullptr};
-inline constexpr Flag kForce{"--force", "replace the output directory if it exists", nullptr};
-inline constexpr Flag kNoVerdict{"--no-verdict", "apply and save only; skip measuring before/after", nullptr};
-inline constexpr Flag kEvalLimit{"--eval-limit", "score at most N test samples in the verdict (0: all)", nullptr};
-inline constexpr Flag kListPasses{"--list-passes", "print every pass with its options and exit", nullptr};
+                               nullptr, "lowrank"};
+inline constexpr Flag kFuse{"--fuse", "fold batch norms into the convolutions/linears before them", nullptr, "fuse"};
+inline constexpr Flag kForce{"--force", "replace the output directory if it exists", nullptr, "force"};
+inline constexpr Flag kNoVerdict{"--no-verdict", "apply and save only; skip measuring before/after", nullptr,
+                                 "no_verdict"};
+inline constexpr Flag kEvalLimit{"--eval-limit", "score at most N test samples in the verdict (0: all)", nullptr,
+                                 "eval_limit"};
+inline constexpr Flag kListPasses{"--list-passes", "print every pass with its options and exit", nullptr,
+                                  "list_passes"};
+inline constexpr Flag kTexts{"texts", "texts to embed (or use --file)", nullptr, "texts"};
+inline constexpr Flag kFile{"-f,--file", "read texts from this file, one per line ('-': standard input)", nullptr,
+                            "file"};
+inline constexpr Flag kModelDir{"--model-dir",
+                                "sentence-transformers model directory (default: $HONE_MINILM_DIR or the set-up's "
+                                "link)",
+                                nullptr, "model_dir"};
+inline constexpr Flag kMaxLength{"--max-length", "tokens per text incl. [CLS]/[SEP] (0: the model's, 256)", nullptr,
+                                 "max_length"};
+inline constexpr Flag kSimilarity{"--similarity", "print pairwise cosine similarities instead of the vectors", nullptr,
+                                  "similarity"};
+
+/// Every flag above, for the table test and for naming a flag from a library option.
+inline constexpr const Flag* kAll[] = {
+    &kDevice,       &kJson,          &kModel,
+    &kData,         &kModelConfig,   &kEpochs,
+    &kBatchSize,    &kLearningRate,  &kWeightDecay,
+    &kSeed,         &kWorkers,       &kOut,
+    &kResume,       &kWindow,        &kLimit,
+    &kMaxSteps,     &kQuiet,         &kRunDir,
+    &kSplit,        &kThreads,       &kTarget,
+    &kCompare,      &kBatch,         &kWarmup,
+    &kDtype,        &kIterations,    &kAmp,
+    &kChannelsLast, &kCudaGraphs,    &kSeqLen,
+    &kFindBatch,    &kMemoryBudget,  &kSteps,
+    &kTrace,        &kTop,           &kCeilings,
+    &kRefresh,      &kRecipe,        &kQuant,
+    &kObserver,     &kPrune,         &kLowRank,
+    &kFuse,         &kForce,         &kNoVerdict,
+    &kEvalLimit,    &kListPasses,    &kTexts,
+    &kFile,         &kModelDir,      &kMaxLength,
+    &kSimilarity,   &kAccumulate,    &kPrecision,
+    &kOptimizer,    &kMomentum,      &kNesterov,
+    &kLrSchedule,   &kWarmupSteps,   &kNoDecayNormsBiases,
+    &kGradClip,     &kDeterministic, &kCheckpointActivations,
+    &kTrain,
+};
 }  // namespace flags
+
+/// The help `flag` shows in `command` (its per-command text, or the general one).
+const char* help_for(const Flag& flag, const std::string& command);
+
+/// The flag that sets library option `option` ("--epochs"), or "" when no flag does.
+std::string flag_for_option(const std::string& option);
 
 /// Adds `flag` bound to `value` (its current value is shown as the default).
 template <typename T>
 CLI::Option* add_flag(CLI::App& app, const Flag& flag, T& value) {
   CLI::Option* option = nullptr;
+  const char* help = help_for(flag, app.get_name());
   if constexpr (std::is_same_v<T, bool>) {
-    option = app.add_flag(flag.names, value, flag.help);
+    option = app.add_flag(flag.names, value, help);
   } else {
-    option = app.add_option(flag.names, value, flag.help)->capture_default_str();
+    option = app.add_option(flag.names, value, help)->capture_default_str();
   }
   if (flag.env != nullptr) option->envname(flag.env);
   return option;

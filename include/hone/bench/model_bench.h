@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "hone/bench/statistics.h"
+#include "hone/runtime/statistics.h"
 
 namespace hone::bench {
 
@@ -28,7 +28,7 @@ struct BenchOptions {
 
 struct BatchResult {
   std::int64_t batch = 0;
-  Summary latency_ms;                   ///< per forward call, milliseconds
+  runtime::Summary latency_ms;          ///< per forward call, milliseconds
   double samples_per_second = 0;        ///< batch / mean latency
   std::int64_t peak_memory_bytes = -1;  ///< CUDA: max allocated during the timed loop; CPU: -1 (see peak_rss)
 };

@@ -7,7 +7,7 @@
 ///   compress.json      format hone-compress/1: source, recipe, the structural edits to replay, and
 ///                      each pass's report
 ///   model.safetensors  the compressed weights (int8 tensors, factors, pruned shapes...)
-/// train::load_run_model() rebuilds it, so `hone eval` and `hone bench` take it like any run.
+/// run::load_run_model() rebuilds it, so `hone eval` and `hone bench` take it like any run.
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -21,7 +21,7 @@
 
 namespace hone::compress {
 
-inline constexpr int kCompressFormatVersion = 1;
+/// compress.json's format version is run::kCompressManifestVersion (hone/run/run_dir.h reads it).
 
 /// An ordered list of passes with validated options (defaults filled in).
 struct Recipe {

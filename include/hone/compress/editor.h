@@ -4,7 +4,8 @@
 /// A compressed model is saved as its base model's config plus the list of structural edits
 /// (compress.json) plus the final weights (model.safetensors). Loading builds the base model,
 /// replays the edits (which create layers of the right kinds and shapes, with placeholder values),
-/// then loads the weights strictly and lets packed layers re-pack them (nn::Repackable).
+/// then loads the weights strictly and lets packed layers re-pack them (nn::Repackable). Replay
+/// lives with the layers (hone/nn/edits.h), so loading a run never needs this module.
 ///
 /// Two kinds of edit:
 ///   replace  a layer slot gets a new layer, described by a spec {"kind": ..., ...} that the
@@ -40,12 +41,5 @@ class ModelEditor {
   models::Model& model_;
   nlohmann::json edits_ = nlohmann::json::array();
 };
-
-/// Replays `edits` (from ModelEditor::edits) on a freshly built base model. Values are
-/// placeholders until the weights are loaded. Throws hone::Error naming the edit that does not apply.
-void replay_edits(models::Model& model, const nlohmann::json& edits);
-
-/// Calls nn::Repackable::repack() on every layer that has one (after weights were loaded).
-void repack_layers(torch::nn::Module& model);
 
 }  // namespace hone::compress

@@ -9,7 +9,7 @@
 
 #include "hone/compress/compress.h"
 #include "hone/data/datasets.h"
-#include "hone/train/checkpoint.h"
+#include "hone/run/run_dir.h"
 
 namespace hone::compress {
 

@@ -32,6 +32,9 @@ struct SystemInfo {
 };
 
 SystemInfo collect_system_info();
+/// Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX-BF16): where bf16 is a
+/// first-class CPU precision. Read once from /proc/cpuinfo.
+bool cpu_has_native_bf16();
 nlohmann::json to_json(const SystemInfo& info);
 std::string to_text(const SystemInfo& info);
 

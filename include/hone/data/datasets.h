@@ -63,7 +63,13 @@ struct DatasetEntry {
   std::function<DatasetInfo(const DataOptions&)> describe;
 };
 
+/// The registered datasets: this module's own (fashion-mnist, digits, goldsilver), then those that
+/// upper modules registered (text: fine-foods; compress: fine-foods-int8, fine-foods-2of4), in
+/// the order `hone train --help` lists them.
 const std::vector<DatasetEntry>& dataset_registry();
+/// Adds a dataset whose loader lives in an upper module (data depends on nothing above it).
+/// Throws hone::Error when the name is taken. Call during start-up, before loading.
+void register_dataset(DatasetEntry entry);
 /// Throws hone::UsageError listing valid names when `name` is unknown.
 const DatasetEntry& find_dataset(const std::string& name);
 /// Whether `name` is a registered dataset.
@@ -75,15 +81,9 @@ DatasetInfo describe_dataset(const std::string& name, const DataOptions& options
 LoadedData load_fashion_mnist(const DataOptions& options);
 LoadedData load_digits(const DataOptions& options);
 LoadedData load_goldsilver(const DataOptions& options);
-LoadedData load_fine_foods(const DataOptions& options);       // src/text/fine_foods.cpp
-LoadedData load_fine_foods_int8(const DataOptions& options);  // src/text/fine_foods.cpp
-LoadedData load_fine_foods_2of4(const DataOptions& options);  // src/text/fine_foods.cpp
 DatasetInfo fashion_mnist_info(const DataOptions& options);
 DatasetInfo digits_info(const DataOptions& options);
 DatasetInfo goldsilver_info(const DataOptions& options);
-DatasetInfo fine_foods_info(const DataOptions& options);
-DatasetInfo fine_foods_int8_info(const DataOptions& options);
-DatasetInfo fine_foods_2of4_info(const DataOptions& options);
 
 /// Builds forecasting windows from a [days, features] price table (column 0 is the target
 /// series): log-returns, chronological split, normalization from train only. Exposed for tests.

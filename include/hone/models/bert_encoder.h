@@ -53,6 +53,7 @@ class BertEncoder : public Model {
   explicit BertEncoder(BertEncoderConfig config);
   /// ids [B, T] (int64 or int32, padded with pad_id) -> pooled embeddings [B, hidden].
   torch::Tensor forward(torch::Tensor ids) override;
+  std::int64_t block_count() const override { return config_.num_layers; }
   /// The same with padding given explicitly: padding [B, T] bool, true at padding positions. A
   /// tokenizer that knows each row's length uses this, so a [PAD] written in a text stays a token.
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& padding);

@@ -24,6 +24,9 @@ class MobileNetCnn : public Model {
  public:
   explicit MobileNetCnn(MobileNetCnnConfig config);
   torch::Tensor forward(torch::Tensor input) override;
+  std::int64_t block_count() const override;
+  /// features.0-2: the stem; every later slot of `features` is a depthwise-separable block.
+  static constexpr std::size_t kStemLayers = 3;
   std::string architecture() const override { return "mobilenet"; }
   nlohmann::json config() const override { return config_; }
 

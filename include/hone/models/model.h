@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -39,6 +40,25 @@ class Model : public nn::Module {
   /// Channel groups structured pruning may shrink; a model that declares none cannot be
   /// structurally pruned (the pass says so and leaves it unchanged).
   virtual std::vector<ChannelGroup> channel_groups() const { return {}; }
+
+  /// One repeated block of the model (a residual block, an encoder layer) applied to x.
+  using Block = std::function<torch::Tensor(const torch::Tensor&)>;
+  /// How the blocks are run: directly (empty), or through a wrapper such as activation
+  /// checkpointing (hone/train/activation_checkpoint.h), which recomputes each in backward.
+  using BlockRunner = std::function<torch::Tensor(const Block& block, const torch::Tensor& x)>;
+  /// How many blocks forward runs through run_block (0: the model has none to checkpoint).
+  virtual std::int64_t block_count() const { return 0; }
+  void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
+
+ protected:
+  torch::Tensor run_block(const Block& block, const torch::Tensor& x) const {
+    return block_runner_ ? block_runner_(block, x) : block(x);
+  }
+  /// A Chain's layers in order, those from `first_block` on as blocks.
+  torch::Tensor run_chain(const nn::ChainImpl& chain, torch::Tensor x, std::size_t first_block) const;
+
+ private:
+  BlockRunner block_runner_;
 };
 
 using ModelPtr = std::shared_ptr<Model>;

@@ -27,6 +27,9 @@ class ResNetCnn : public Model {
   /// Each block's inner channels (conv1 -> bn1 -> conv2), and each stage's residual stream
   /// (every conv and shortcut that writes it, every conv and the classifier that reads it).
   std::vector<ChannelGroup> channel_groups() const override;
+  std::int64_t block_count() const override;
+  /// features.0-2: the stem; every later slot of `features` is a residual block.
+  static constexpr std::size_t kStemLayers = 3;
 
  private:
   ResNetCnnConfig config_;

@@ -32,6 +32,7 @@ class TransformerClassifier : public Model {
   nlohmann::json config() const override { return config_; }
   /// Each layer's feed-forward neurons.
   std::vector<ChannelGroup> channel_groups() const override;
+  std::int64_t block_count() const override { return config_.num_layers; }
 
  private:
   TransformerClassifierConfig config_;

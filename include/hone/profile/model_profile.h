@@ -1,6 +1,6 @@
 #pragma once
 /// @file `hone profile`: where a model's forward pass spends its time. A few forward passes of a
-/// zoo model or a trained run (bench::BenchTarget, random inputs) run under LibTorch's Kineto
+/// zoo model or a trained run (runtime::ModelTarget, random inputs) run under LibTorch's Kineto
 /// profiler (profile/kineto_trace.h); the report holds the top ops by self time, a breakdown by
 /// module, memory, CUDA kernel and copy activity, and a roofline against this machine's measured
 /// ceilings (profile/ceilings.h).
@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "hone/bench/statistics.h"
 #include "hone/profile/ceilings.h"
+#include "hone/runtime/statistics.h"
 
 namespace hone::profile {
 
@@ -89,12 +89,12 @@ struct ProfileReport {
   int threads = 0, warmup = 0, steps = 0;
   std::int64_t parameters = 0;
 
-  bench::Summary step_ms;  ///< wall time of each profiled forward pass (device synchronized)
-  double ops_cpu_ms = 0;   ///< CPU time inside depth-0 ops, per step
-  double device_ms = 0;    ///< kernels + copies + fills, per step (CUDA)
-  std::int64_t flops = 0;  ///< per forward pass
-  std::int64_t bytes = 0;  ///< per forward pass, estimated as for modules
-  Roofline roofline;       ///< of the whole forward pass over the mean step time
+  runtime::Summary step_ms;  ///< wall time of each profiled forward pass (device synchronized)
+  double ops_cpu_ms = 0;     ///< CPU time inside depth-0 ops, per step
+  double device_ms = 0;      ///< kernels + copies + fills, per step (CUDA)
+  std::int64_t flops = 0;    ///< per forward pass
+  std::int64_t bytes = 0;    ///< per forward pass, estimated as for modules
+  Roofline roofline;         ///< of the whole forward pass over the mean step time
 
   std::vector<OpStats> ops;       ///< top ops by self time
   std::int64_t distinct_ops = 0;  ///< groups before the cut to `top`

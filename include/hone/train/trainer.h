@@ -1,6 +1,14 @@
 #pragma once
-/// @file Training: a seeded loop with a progress bar, per-epoch validation, the best weights kept,
-/// and a resumable checkpoint after every epoch.
+/// @file Training: a seeded loop that composes the training units — precision (precision.h),
+/// loss scaling (grad_scaler.h), gradient accumulation and clipping (train_step.h), the optimizer
+/// (optimizer.h), the schedule (lr_schedule.h) and the input pipeline (input_pipeline.h) — with a
+/// progress bar, per-epoch validation, the best weights kept, and a resumable checkpoint after
+/// every epoch. No step waits for the host: losses are read when the progress bar refreshes.
+///
+///   train::TrainOptions o;
+///   o.model = "cnn"; o.data = "fashion-mnist"; o.epochs = 4; o.out_dir = "runs/cnn";
+///   o.precision = "bf16"; o.accumulate = 2;
+///   train::TrainResult r = train::train(o);
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -9,7 +17,8 @@
 #include <string>
 
 #include "hone/data/datasets.h"
-#include "hone/train/checkpoint.h"
+#include "hone/run/run_dir.h"
+#include "hone/train/train_state.h"
 
 namespace hone::train {
 
@@ -19,17 +28,27 @@ struct TrainOptions {
   nlohmann::json model_overrides = nlohmann::json::object();  ///< merged onto the default config
   data::DataOptions data_options;
   int epochs = 5;
-  std::int64_t batch_size = 128;
-  double learning_rate = 2e-3;  ///< AdamW, cosine-decayed per step to 5% of this
+  std::int64_t batch_size = 128;  ///< samples per micro-batch
+  std::int64_t accumulate = 1;    ///< micro-batches per optimizer step (effective batch = batch_size × this)
+  double learning_rate = 2e-3;    ///< the schedule's peak
   double weight_decay = 1e-4;
-  double grad_clip = 1.0;  ///< max global gradient norm (0: off)
+  bool decay_norms_and_biases = true;  ///< false: no weight decay on 1-D parameters
+  double grad_clip = 1.0;              ///< max global gradient norm (0: off)
+  std::string optimizer = "adamw";     ///< adamw, sgd, lion
+  double momentum = 0.9;               ///< sgd
+  bool nesterov = false;               ///< sgd
+  std::string lr_schedule = "cosine";  ///< constant, linear, cosine, one-cycle
+  std::int64_t warmup_steps = 0;
+  std::string precision = "fp32";       ///< fp32, tf32, bf16, fp16 (fp16: dynamic loss scaling)
+  bool checkpoint_activations = false;  ///< recompute each block's activations in backward
+  bool deterministic = false;           ///< deterministic algorithms (cuDNN benchmark off)
   std::uint64_t seed = 0;
   std::string device = "cpu";
-  std::int64_t workers = 2;  ///< torch::data loader threads
+  std::int64_t workers = 2;  ///< torch::data loader threads (CPU)
   std::filesystem::path out_dir = "run";
   bool resume = false;  ///< continue from out_dir's checkpoint
   bool progress = true;
-  std::int64_t max_steps_per_epoch = 0;  ///< > 0: cut epochs short (smoke tests)
+  std::int64_t max_steps_per_epoch = 0;  ///< > 0: cut epochs short after this many optimizer steps
   int stop_after_epochs = 0;             ///< > 0: stop after this many epochs as if interrupted (tests)
 };
 

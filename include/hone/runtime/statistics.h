@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace hone::bench {
+namespace hone::runtime {
 
 /// What a benchmark reports about one series of samples (all in the samples' own unit).
 struct Summary {
@@ -33,4 +33,4 @@ Summary summarize(const std::vector<double>& samples);
 /// {"count", "mean", "stddev", "min", "max", "p50", "p90", "p99"}.
 nlohmann::json to_json(const Summary& summary);
 
-}  // namespace hone::bench
+}  // namespace hone::runtime

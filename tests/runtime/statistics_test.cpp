@@ -1,4 +1,4 @@
-#include "hone/bench/statistics.h"
+#include "hone/runtime/statistics.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include "hone/core/error.h"
 #include "support/tolerances.h"
 
-namespace hone::bench {
+namespace hone::runtime {
 namespace {
 
 constexpr double kTolerance = testing::kFp64.absolute;
@@ -101,4 +101,4 @@ TEST(StatisticsTest, JsonHasEveryField) {
 }
 
 }  // namespace
-}  // namespace hone::bench
+}  // namespace hone::runtime

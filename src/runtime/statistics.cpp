@@ -1,4 +1,4 @@
-#include "hone/bench/statistics.h"
+#include "hone/runtime/statistics.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include "hone/core/error.h"
 
-namespace hone::bench {
+namespace hone::runtime {
 namespace {
 
 void check_samples(const std::vector<double>& samples) {
@@ -63,4 +63,4 @@ nlohmann::json to_json(const Summary& summary) {
           {"max", summary.max},     {"p50", summary.p50},   {"p90", summary.p90},       {"p99", summary.p99}};
 }
 
-}  // namespace hone::bench
+}  // namespace hone::runtime

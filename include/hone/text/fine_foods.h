@@ -1,0 +1,39 @@
+#pragma once
+/// @file The downstream text task: Amazon fine-food reviews (r-cran-modeldata's small_fine_foods,
+/// exported by the set-up), label "great" or "other", as frozen all-MiniLM-L6-v2 sentence
+/// embeddings, computed once per machine and encoder and cached beside the exported reviews.
+///
+/// The encoder can be changed before it embeds (FineFoodsEncoder::transform): layers above this
+/// module register variants that way — compress registers `fine-foods-int8` and
+/// `fine-foods-2of4` (hone/compress/encoder_datasets.h) — so text never depends on compress.
+///
+///   text::register_text_datasets();                       // adds "fine-foods" to the registry
+///   data::LoadedData d = data::load_dataset("fine-foods");
+#include <functional>
+#include <string>
+
+#include "hone/data/datasets.h"
+#include "hone/text/sentence_encoder.h"
+
+namespace hone::text {
+
+/// Which encoder embeds the reviews.
+struct FineFoodsEncoder {
+  std::string dataset;       ///< the dataset's registry name, e.g. "fine-foods-int8"
+  std::string cache_prefix;  ///< cache files <prefix>-<split>.safetensors, e.g. "minilm-int8"
+  std::string features;      ///< what the features are, for the run's provenance
+  std::string tag;           ///< "" for the fp32 encoder, else what changed it (part of the cache key)
+  /// Applied to the fp32 encoder (loaded on the CPU) before it embeds; empty for the fp32 encoder.
+  std::function<void(SentenceEncoder&)> transform;
+};
+
+/// The fp32 encoder's variant ("fine-foods").
+FineFoodsEncoder fine_foods_fp32_encoder();
+
+data::DatasetInfo fine_foods_info(const FineFoodsEncoder& encoder);
+data::LoadedData load_fine_foods(const data::DataOptions& options, const FineFoodsEncoder& encoder);
+
+/// Registers "fine-foods" in the data registry (once; later calls do nothing).
+void register_text_datasets();
+
+}  // namespace hone::text
