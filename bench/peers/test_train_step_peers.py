@@ -28,7 +28,7 @@ CNN_PARAMETERS = 308_074
 def hone_sample(p50s: dict[int, float], precision: str = "fp32", **fields) -> dict:
     """What the C++ side prints for `hone bench cnn --train --json`, with the given p50 per batch."""
     results = [{"batch": batch, "step_ms": {"p50": p50, "p90": p50 * 1.1, "p99": p50 * 1.2, "mean": p50 * 1.05,
-                                            "min": p50 * 0.9, "max": p50 * 1.3, "samples": 50},
+                                            "min": p50 * 0.9, "max": p50 * 1.3, "count": 50, "stddev": 0.1},
                 "samples_per_second": batch / (p50 * 1.05 / 1e3), "peak_memory_bytes": -1}
                for batch, p50 in p50s.items()]
     return {"schema": "hone-bench-train/1", "target": "cnn", "architecture": "ResNetCnn", "device": "cpu",

@@ -245,7 +245,7 @@ def summarize(samples_ms: list[float]) -> dict[str, float]:
 
 def median_of_runs(runs: list[dict[str, float]]) -> dict[str, float]:
     """Each statistic's median over repeated runs (p50 = median of the per-run p50s)."""
-    return {key: float(np.median([run[key] for run in runs])) for key in STAT_KEYS} | {"samples": runs[0]["samples"]}
+    return {key: float(np.median([run[key] for run in runs])) for key in STAT_KEYS} | {"samples": runs[0].get("samples", runs[0].get("count"))}
 
 
 # --- hone ---------------------------------------------------------------------------------------
@@ -272,11 +272,12 @@ def parse_hone_report(text: str) -> tuple[dict | None, str]:
         found = report.get("schema") if isinstance(report, dict) else type(report).__name__
         return None, f"hone's JSON is not schema {HONE_SCHEMA} (found {found!r}): no --train support in this binary?"
     results = report.get("results")
-    needed = set(STAT_KEYS) | {"samples"}
+    needed = set(STAT_KEYS)
+    # hone's runtime::Summary names the sample count "count"; the peers' summaries "samples".
     if not results or not all({"batch", "step_ms", "samples_per_second"} <= set(row) and needed <= set(row["step_ms"])
-                              for row in results):
+                              and ({"count", "samples"} & set(row["step_ms"])) for row in results):
         return None, (f"hone's JSON has no results with batch, samples_per_second and step_ms "
-                      f"{{{', '.join(sorted(needed))}}}")
+                      f"{{{', '.join(sorted(needed))}, count}}")
     return report, ""
 
 

@@ -1,0 +1,115 @@
+// The training engine on the GPU: a replayed whole-step CUDA graph equals the eager step, the
+// device-cached input pipeline keeps the drawn order, fp16 loss scaling skips an overflowing step.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <limits>
+
+#include "hone/core/device.h"
+#include "hone/models/mlp.h"
+#include "hone/train/graphed_step.h"
+#include "hone/train/input_pipeline.h"
+#include "hone/train/train_step.h"
+#include "support/relative_error.h"
+#include "support/tolerances.h"
+
+namespace hone::train {
+namespace {
+
+std::shared_ptr<models::Mlp> make_mlp() {
+  models::MlpConfig c;
+  c.in_features = 33;
+  c.hidden = {65};
+  c.out_features = 7;
+  c.dropout = 0;
+  return std::make_shared<models::Mlp>(c);
+}
+
+const LossFn kLoss = [](const at::Tensor& out, const at::Tensor& y) { return torch::cross_entropy_loss(out, y); };
+
+TEST(TrainCudaTest, AReplayedGraphStepEqualsTheEagerStep) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU visible";
+  torch::manual_seed(1);
+  auto a = make_mlp(), b = make_mlp();
+  a->to(torch::kCUDA);
+  b->to(torch::kCUDA);
+  {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < a->parameters().size(); ++i) b->parameters()[i].copy_(a->parameters()[i]);
+  }
+  auto opt_a = make_optimizer({}, make_param_groups(*a, {}));
+  auto opt_b = make_optimizer({}, make_param_groups(*b, {}));
+  GradScaler off_a(false, torch::kCUDA), off_b(false, torch::kCUDA);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  std::vector<Batch> batches;
+  for (int i = 0; i < 4; ++i)
+    batches.push_back({torch::randn({16, 33}, cuda), torch::randint(0, 7, {16}, cuda.dtype(torch::kLong))});
+  const at::Tensor lr_a = torch::full({}, 1e-2, cuda.dtype(torch::kFloat)), lr_b = lr_a.clone();
+  TrainStep eager([&](const at::Tensor& x) { return a->forward(x); }, kLoss, *opt_a, off_a, Precision::kFp32, 1.0,
+                  torch::kCUDA);
+  eager.run({batches[0]}, lr_a);  // the graph's one warm-up step is a real step on the same batch
+  GraphedStep graphed([&](const at::Tensor& x) { return b->forward(x); }, kLoss, *opt_b, off_b, Precision::kFp32, 1.0,
+                      batches[0], lr_b, /*warmup=*/1);
+  for (int i = 1; i < 4; ++i) {
+    lr_a.fill_(1e-2 / i);
+    lr_b.fill_(1e-2 / i);
+    eager.run({batches[i]}, lr_a);
+    ASSERT_TRUE(graphed.fits(batches[i]));
+    graphed.input().copy_(batches[i].input);
+    graphed.target().copy_(batches[i].target);
+    graphed.replay();
+  }
+  for (std::size_t i = 0; i < a->parameters().size(); ++i)
+    EXPECT_LT(testing::relative_error(b->parameters()[i].detach(), a->parameters()[i].detach()),
+              testing::kFp32Reordered.relative)
+        << "parameter " << i;
+}
+
+TEST(TrainCudaTest, TheDeviceCacheKeepsTheDrawnOrder) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU visible";
+  const data::TensorDataset dataset(torch::arange(50, torch::kFloat).unsqueeze(1), torch::arange(50, torch::kLong));
+  PipelineOptions o;
+  o.batch_size = 8;
+  o.device = torch::kCUDA;
+  InputPipeline pipeline(dataset, o);
+  ASSERT_TRUE(pipeline.cached_on_device());
+  torch::manual_seed(4);
+  const at::Tensor drawn = torch::randperm(50, torch::kLong);
+  torch::manual_seed(4);
+  std::vector<at::Tensor> seen;
+  pipeline.for_each_epoch_batch([&](Batch& b) {
+    EXPECT_TRUE(b.input.is_cuda());
+    seen.push_back(b.target.cpu());
+  });
+  EXPECT_TRUE(torch::equal(torch::cat(seen), drawn));
+}
+
+TEST(TrainCudaTest, Fp16ScalingSkipsAnOverflowingStepOnTheGpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU visible";
+  torch::manual_seed(2);
+  auto model = make_mlp();
+  model->to(torch::kCUDA);
+  auto opt = make_optimizer({}, make_param_groups(*model, {}));
+  GradScaler scaler(true, torch::kCUDA);
+  bool inject = true;
+  TrainStep step(
+      [&](const at::Tensor& x) {
+        at::Tensor out = model->forward(x);
+        if (inject) out.register_hook([](at::Tensor g) { return g * std::numeric_limits<float>::infinity(); });
+        return out;
+      },
+      kLoss, *opt, scaler, Precision::kFp16, 1.0, torch::kCUDA);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const Batch batch{torch::randn({8, 33}, cuda), torch::randint(0, 7, {8}, cuda.dtype(torch::kLong))};
+  const at::Tensor before = model->parameters()[0].detach().clone();
+  step.run({batch}, torch::full({}, 1e-3, cuda.dtype(torch::kFloat)));
+  EXPECT_TRUE(torch::equal(model->parameters()[0].detach(), before));
+  EXPECT_DOUBLE_EQ(scaler.current_scale(), 32768.0);
+  inject = false;
+  step.run({batch}, torch::full({}, 1e-3, cuda.dtype(torch::kFloat)));
+  EXPECT_FALSE(torch::equal(model->parameters()[0].detach(), before));
+  EXPECT_EQ(scaler.skipped_steps(), 1);
+}
+
+}  // namespace
+}  // namespace hone::train
