@@ -191,17 +191,6 @@ void BatchEngine::compute_batch(std::vector<std::unique_ptr<PendingRequest>>& ba
     ++stats_.batches;
     (failed ? stats_.failed : stats_.completed) += batch.size();
   }
-  for (auto& request : batch) {
-    RequestTiming timing;
-    timing.queue_time = micros_between(request->enqueue_time, start);
-    timing.compute_time = micros_between(start, end);
-    timing.batch_size = batch.size();
-    if (failed) {
-      request->finish(RequestStatus::failed, error, timing);
-    } else {
-      request->finish(RequestStatus::ok, {}, timing);
-    }
-  }
   if (options_.on_batch) {
     BatchReport report;
     report.batch_size = batch.size();
@@ -212,6 +201,17 @@ void BatchEngine::compute_batch(std::vector<std::unique_ptr<PendingRequest>>& ba
       options_.on_batch(report);
     } catch (...) {
       // An observer's failure must not stop the worker; metrics are best effort.
+    }
+  }
+  for (auto& request : batch) {
+    RequestTiming timing;
+    timing.queue_time = micros_between(request->enqueue_time, start);
+    timing.compute_time = micros_between(start, end);
+    timing.batch_size = batch.size();
+    if (failed) {
+      request->finish(RequestStatus::failed, error, timing);
+    } else {
+      request->finish(RequestStatus::ok, {}, timing);
     }
   }
 }
