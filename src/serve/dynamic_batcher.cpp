@@ -72,6 +72,11 @@ std::size_t BatchEngine::queue_depth() const {
   return queue_.size();
 }
 
+bool BatchEngine::accepting() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return accepting_;
+}
+
 BatcherStats BatchEngine::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return stats_;

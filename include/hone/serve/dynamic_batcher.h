@@ -36,6 +36,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -160,6 +161,7 @@ class BatchEngine {
   /// Stops accepting, finishes everything accepted, joins the worker. Idempotent, thread-safe.
   void drain();
   std::size_t queue_depth() const;
+  bool accepting() const;
   BatcherStats stats() const;
 
  private:
@@ -218,6 +220,8 @@ class DynamicBatcher {
   /// time out), then the worker stops. Also run by the destructor.
   void drain() { engine_.drain(); }
   std::size_t queue_depth() const { return engine_.queue_depth(); }
+  /// False once drain() has begun (a server's readiness can follow it).
+  bool accepting() const { return engine_.accepting(); }
   BatcherStats stats() const { return engine_.stats(); }
 
  private:
@@ -237,6 +241,7 @@ class DynamicBatcher {
   };
 
   static detail::ErasedCompute make_erased(ComputeFn compute) {
+    if (!compute) throw std::invalid_argument("batcher compute function: must be set");
     return [compute = std::move(compute)](const std::vector<detail::PendingRequest*>& batch) -> std::string {
       std::vector<Payload> payloads;
       payloads.reserve(batch.size());
