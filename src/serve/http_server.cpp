@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <sys/socket.h>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -76,6 +77,7 @@ struct HttpServer::Impl {
   std::atomic<bool> draining{false};
   std::atomic<std::size_t> in_flight{0};
   std::atomic<int> port{0};
+  std::atomic<int> listen_socket{-1};
   std::once_flag stop_once;
 
   // Counts a request as in flight while a handler runs; stop() relies on httplib joining them.
@@ -232,9 +234,17 @@ HttpServer::HttpServer(HttpServerOptions options, ServeHandlers handlers) {
   const std::size_t threads = impl_->options.threads;
   impl_->server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   impl_->server.set_payload_max_length(impl_->options.max_body_bytes);
+  impl_->server.set_tcp_nodelay(true);  // small JSON replies: no 40 ms Nagle + delayed-ACK stalls
   impl_->server.set_keep_alive_timeout(impl_->options.keep_alive_timeout.count());
   impl_->server.set_read_timeout(impl_->options.read_timeout.count(), 0);
   impl_->server.set_write_timeout(impl_->options.write_timeout.count(), 0);
+  // Remember the listening socket: Debian's libcpp-httplib listens with a backlog of 5, so a
+  // burst of connects loses SYNs (a 1 s retransmit each); start() raises the backlog.
+  Impl* impl = impl_.get();
+  impl_->server.set_socket_options([impl](socket_t socket) {
+    httplib::default_socket_options(socket);
+    impl->listen_socket = static_cast<int>(socket);
+  });
   impl_->register_routes();
 }
 
@@ -252,6 +262,7 @@ int HttpServer::start() {
     throw std::runtime_error("http server: cannot bind " + host + ":" + std::to_string(port));
   }
   impl.port = port;
+  if (impl.listen_socket >= 0) ::listen(impl.listen_socket, impl.options.listen_backlog);  // Linux: updates it
   impl.listener = std::thread([&impl] { impl.server.listen_after_bind(); });
   // httplib's stop() does nothing before its accept loop runs; wait for it so stop() cannot be lost.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);

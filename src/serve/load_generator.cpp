@@ -126,6 +126,7 @@ LoadResult run_load(const LoadOptions& options) {
   const auto sender = [&](SenderLog& log) {
     httplib::Client client(url.host, url.port);
     client.set_keep_alive(true);
+    client.set_tcp_nodelay(true);  // headers and body go out as two writes: no Nagle wait between them
     const auto timeout_s = static_cast<time_t>(options.timeout.count() / 1000);
     const auto timeout_us = static_cast<time_t>((options.timeout.count() % 1000) * 1000);
     client.set_connection_timeout(timeout_s, timeout_us);
