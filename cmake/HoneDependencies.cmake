@@ -3,6 +3,13 @@ find_package(CLI11 CONFIG REQUIRED)          # libcli11-dev: the command line
 find_package(nlohmann_json 3.10 REQUIRED)    # nlohmann-json3-dev: configs, recipes, --json output
 find_package(ZLIB REQUIRED)                  # zlib1g-dev: gzip'd IDX files
 find_package(Threads REQUIRED)
+# libcpp-httplib-dev: the server's HTTP (a compiled library; its defines come from pkg-config).
+# `make setup` installs it; the GPU machine has no registry, so there the server is left out.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(HTTPLIB IMPORTED_TARGET cpp-httplib)
+if(NOT HTTPLIB_FOUND)
+  message(WARNING "hone: cpp-httplib not found (Debian libcpp-httplib-dev): the serve module is not built")
+endif()
 # libutf8proc-dev: Unicode data for the WordPiece tokenizer (NFD, case mapping, categories). Found
 # directly: Debian's libutf8proc.pc reports a stale version (2.6.0 for 2.8.0).
 find_path(HONE_UTF8PROC_INCLUDE_DIR utf8proc.h)

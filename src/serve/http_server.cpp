@@ -2,9 +2,9 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
 #include <atomic>
 #include <csignal>
-#include <sys/socket.h>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -114,7 +114,8 @@ struct HttpServer::Impl {
     if (!accepting()) {
       metrics.observe_rejection(RequestStatus::unavailable);
       response.set_header("Retry-After", std::to_string(options.retry_after_seconds));
-      set_error(response, 503, draining.load() ? "server is draining: not accepting new requests" : "server is not ready");
+      set_error(response, 503,
+                draining.load() ? "server is draining: not accepting new requests" : "server is not ready");
       return;
     }
     try {
@@ -172,10 +173,9 @@ struct HttpServer::Impl {
     server.Get("/v2/models/([^/]+)", [this](const httplib::Request& request, httplib::Response& response) {
       handle_metadata(request, response);
     });
-    server.Post("/v2/models/([^/]+)(?:/versions/[^/]+)?/infer",
-                [this](const httplib::Request& request, httplib::Response& response) {
-                  handle_infer(request, response);
-                });
+    server.Post(
+        "/v2/models/([^/]+)(?:/versions/[^/]+)?/infer",
+        [this](const httplib::Request& request, httplib::Response& response) { handle_infer(request, response); });
     server.Post("/embed", [this](const httplib::Request& request, httplib::Response& response) {
       handle_embed(request, response);
     });
@@ -198,8 +198,8 @@ struct HttpServer::Impl {
 
     // Responses httplib makes by itself (no route, body over the limit, unparsable request) get
     // a JSON error body like ours.
-    server.set_error_handler(httplib::Server::HandlerWithResponse(
-        [this](const httplib::Request& request, httplib::Response& response) {
+    server.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& request,
+                                                                         httplib::Response& response) {
       if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
       if (response.status == 413) {
         set_error(response, 413, "body: larger than the limit of " + std::to_string(options.max_body_bytes) + " bytes");

@@ -95,8 +95,8 @@ std::vector<std::int64_t> parse_shape(const json& value, const std::string& fiel
                                       std::int64_t& elements) {
   if (!value.is_array()) throw ProtocolError(field, "must be an array of integers, got " + json_type(value));
   if (value.size() > limits.max_rank) {
-    throw ProtocolError(field, std::to_string(value.size()) + " dimensions exceed the limit of " +
-                                   std::to_string(limits.max_rank));
+    throw ProtocolError(
+        field, std::to_string(value.size()) + " dimensions exceed the limit of " + std::to_string(limits.max_rank));
   }
   std::vector<std::int64_t> shape;
   elements = 1;
@@ -105,8 +105,8 @@ std::vector<std::int64_t> parse_shape(const json& value, const std::string& fiel
     const std::string dim_field = field + "[" + std::to_string(i) + "]";
     if (!dim.is_number_integer()) throw ProtocolError(dim_field, "must be an integer, got " + json_type(dim));
     if (dim.is_number_unsigned() && dim.get<std::uint64_t>() > static_cast<std::uint64_t>(limits.max_elements)) {
-      throw ProtocolError(dim_field, "dimension exceeds the limit of " + std::to_string(limits.max_elements) +
-                                         " elements");
+      throw ProtocolError(dim_field,
+                          "dimension exceeds the limit of " + std::to_string(limits.max_elements) + " elements");
     }
     const auto size = dim.get<std::int64_t>();
     if (size < 0) throw ProtocolError(dim_field, "dimension " + std::to_string(size) + " is negative");
@@ -167,18 +167,22 @@ void append_element(const json& value, InferTensor& tensor, const std::string& f
   const auto element_field = [&] { return field + "[" + std::to_string(index) + "]"; };
   const std::string_view type_name = to_string(tensor.datatype);
   if (tensor.datatype == DataType::bytes) {
-    if (!value.is_string()) throw ProtocolError(element_field(), "BYTES element must be a string, got " + json_type(value));
+    if (!value.is_string())
+      throw ProtocolError(element_field(), "BYTES element must be a string, got " + json_type(value));
     tensor.bytes_data.push_back(value.get<std::string>());
   } else if (tensor.datatype == DataType::boolean) {
-    if (!value.is_boolean()) throw ProtocolError(element_field(), "BOOL element must be true or false, got " + json_type(value));
+    if (!value.is_boolean())
+      throw ProtocolError(element_field(), "BOOL element must be true or false, got " + json_type(value));
     tensor.int_data.push_back(value.get<bool>() ? 1 : 0);
   } else if (is_float_type(tensor.datatype)) {
     if (!value.is_number()) {
-      throw ProtocolError(element_field(), std::string(type_name) + " element must be a number, got " + json_type(value));
+      throw ProtocolError(element_field(),
+                          std::string(type_name) + " element must be a number, got " + json_type(value));
     }
     const auto number = value.get<double>();
     if (std::abs(number) > float_limit(tensor.datatype)) {
-      throw ProtocolError(element_field(), "value " + value.dump() + " is out of the range of " + std::string(type_name));
+      throw ProtocolError(element_field(),
+                          "value " + value.dump() + " is out of the range of " + std::string(type_name));
     }
     tensor.float_data.push_back(number);
   } else {
@@ -187,12 +191,14 @@ void append_element(const json& value, InferTensor& tensor, const std::string& f
                           std::string(type_name) + " element must be an integer, got " + json_type(value));
     }
     const IntRange range = int_range(tensor.datatype);
-    const bool too_big = value.is_number_unsigned() &&
-                         value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    const bool too_big =
+        value.is_number_unsigned() &&
+        value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
     const auto number = too_big ? 0 : value.get<std::int64_t>();
     if (too_big || number < range.low || number > range.high) {
-      throw ProtocolError(element_field(), "value " + value.dump() + " is out of the range of " + std::string(type_name) +
-                                               (tensor.datatype == DataType::uint64 ? " (hone takes up to 2^63 - 1)" : ""));
+      throw ProtocolError(element_field(),
+                          "value " + value.dump() + " is out of the range of " + std::string(type_name) +
+                              (tensor.datatype == DataType::uint64 ? " (hone takes up to 2^63 - 1)" : ""));
     }
     tensor.int_data.push_back(number);
   }
@@ -208,7 +214,8 @@ void flatten_data(const json& value, InferTensor& tensor, const std::string& fie
     append_element(value, tensor, field);
     return;
   }
-  if (depth > limits.max_rank) throw ProtocolError(field, "nested deeper than " + std::to_string(limits.max_rank) + " levels");
+  if (depth > limits.max_rank)
+    throw ProtocolError(field, "nested deeper than " + std::to_string(limits.max_rank) + " levels");
   for (const json& element : value) flatten_data(element, tensor, field, limits, depth + 1);
 }
 
@@ -318,8 +325,8 @@ InferRequest parse_infer_request(const nlohmann::json& body, const ProtocolLimit
   if (!inputs.is_array()) throw ProtocolError("inputs", "must be an array, got " + json_type(inputs));
   if (inputs.empty()) throw ProtocolError("inputs", "empty; at least one input is needed");
   if (inputs.size() > limits.max_tensors) {
-    throw ProtocolError("inputs", std::to_string(inputs.size()) + " inputs exceed the limit of " +
-                                      std::to_string(limits.max_tensors));
+    throw ProtocolError(
+        "inputs", std::to_string(inputs.size()) + " inputs exceed the limit of " + std::to_string(limits.max_tensors));
   }
   std::set<std::string> names;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -353,11 +360,13 @@ void validate_infer_request(const InferRequest& request, const ModelMetadata& mo
       if (candidate.name == input.name) spec = &candidate;
     }
     if (spec == nullptr) {
-      throw ProtocolError(field + ".name", "model " + quote_name(model.name) + " has no input " + quote_name(input.name));
+      throw ProtocolError(field + ".name",
+                          "model " + quote_name(model.name) + " has no input " + quote_name(input.name));
     }
     if (input.datatype != spec->datatype) {
       throw ProtocolError(field + ".datatype", std::string(to_string(input.datatype)) + " given, model input " +
-                                                   quote_name(spec->name) + " takes " + std::string(to_string(spec->datatype)));
+                                                   quote_name(spec->name) + " takes " +
+                                                   std::string(to_string(spec->datatype)));
     }
     if (input.shape.size() != spec->shape.size()) {
       throw ProtocolError(field + ".shape", shape_text(input.shape) + " has " + std::to_string(input.shape.size()) +
@@ -368,15 +377,17 @@ void validate_infer_request(const InferRequest& request, const ModelMetadata& mo
       if (spec->shape[d] >= 0 && input.shape[d] != spec->shape[d]) {
         throw ProtocolError(field + ".shape", "dimension " + std::to_string(d) + " is " +
                                                   std::to_string(input.shape[d]) + ", model input " +
-                                                  quote_name(spec->name) + " expects " + std::to_string(spec->shape[d]) +
-                                                  " " + shape_text(spec->shape));
+                                                  quote_name(spec->name) + " expects " +
+                                                  std::to_string(spec->shape[d]) + " " + shape_text(spec->shape));
       }
     }
   }
   for (const TensorSpec& spec : model.inputs) {
     bool given = false;
     for (const InferTensor& input : request.inputs) given = given || input.name == spec.name;
-    if (!given) throw ProtocolError("inputs", "missing input " + quote_name(spec.name) + " that model " + quote_name(model.name) + " requires");
+    if (!given)
+      throw ProtocolError(
+          "inputs", "missing input " + quote_name(spec.name) + " that model " + quote_name(model.name) + " requires");
   }
   for (std::size_t i = 0; i < request.output_names.size(); ++i) {
     bool known = false;
@@ -395,7 +406,8 @@ nlohmann::json make_infer_response(const std::string& model_name, const std::str
   if (!id.empty()) response["id"] = id;
   json tensors = json::array();
   for (const InferTensor& output : outputs) {
-    json tensor = {{"name", output.name}, {"datatype", std::string(to_string(output.datatype))}, {"shape", output.shape}};
+    json tensor = {
+        {"name", output.name}, {"datatype", std::string(to_string(output.datatype))}, {"shape", output.shape}};
     if (output.datatype == DataType::bytes) {
       tensor["data"] = output.bytes_data;
     } else if (output.datatype == DataType::boolean) {
@@ -418,8 +430,11 @@ nlohmann::json make_model_metadata(const ModelMetadata& model) {
   for (const TensorSpec& spec : model.inputs) inputs.push_back(tensor_spec_json(spec));
   json outputs = json::array();
   for (const TensorSpec& spec : model.outputs) outputs.push_back(tensor_spec_json(spec));
-  return {{"name", model.name}, {"versions", model.versions}, {"platform", model.platform},
-          {"inputs", std::move(inputs)}, {"outputs", std::move(outputs)}};
+  return {{"name", model.name},
+          {"versions", model.versions},
+          {"platform", model.platform},
+          {"inputs", std::move(inputs)},
+          {"outputs", std::move(outputs)}};
 }
 
 EmbedRequest parse_embed_request(const nlohmann::json& body, const ProtocolLimits& limits) {
@@ -432,8 +447,8 @@ EmbedRequest parse_embed_request(const nlohmann::json& body, const ProtocolLimit
   } else if (inputs.is_array()) {
     if (inputs.empty()) throw ProtocolError("inputs", "empty; at least one text is needed");
     if (inputs.size() > limits.max_texts) {
-      throw ProtocolError("inputs", std::to_string(inputs.size()) + " texts exceed the limit of " +
-                                        std::to_string(limits.max_texts));
+      throw ProtocolError(
+          "inputs", std::to_string(inputs.size()) + " texts exceed the limit of " + std::to_string(limits.max_texts));
     }
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       request.inputs.push_back(require_string(inputs[i], "inputs[" + std::to_string(i) + "]"));

@@ -58,7 +58,7 @@ LatencySummary summarize(const std::vector<double>& samples) {
 }
 
 nlohmann::json summary_json(const LatencySummary& summary) {
-  return {{"p50", summary.p50}, {"p90", summary.p90},  {"p99", summary.p99},
+  return {{"p50", summary.p50},    {"p90", summary.p90}, {"p99", summary.p99},
           {"p99.9", summary.p999}, {"max", summary.max}, {"mean", summary.mean}};
 }
 
@@ -142,8 +142,9 @@ LoadResult run_load(const LoadOptions& options) {
         return;
       }
       std::this_thread::sleep_until(intended);
-      const std::string& body =
-          options.bodies.empty() ? std::string() : options.bodies[static_cast<std::size_t>(index) % options.bodies.size()];
+      const std::string& body = options.bodies.empty()
+                                    ? std::string()
+                                    : options.bodies[static_cast<std::size_t>(index) % options.bodies.size()];
       httplib::Result result = options.method == "GET"
                                    ? client.Get(url.path.c_str())
                                    : client.Post(url.path.c_str(), body, options.content_type.c_str());

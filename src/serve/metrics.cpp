@@ -210,8 +210,8 @@ HistogramFamily::HistogramFamily(std::string name, std::string help, std::vector
 void HistogramFamily::observe(const LabelValues& values, double value) {
   check_labels(values);
   if (std::isnan(value)) return;
-  const auto bucket = static_cast<std::size_t>(
-      std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value) - upper_bounds_.begin());
+  const auto bucket = static_cast<std::size_t>(std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value) -
+                                               upper_bounds_.begin());
   std::lock_guard<std::mutex> lock(mutex_);
   Series& series = series_[values];
   if (series.bucket_counts.empty()) series.bucket_counts.assign(upper_bounds_.size() + 1, 0);

@@ -137,7 +137,8 @@ TEST(DynamicBatcher, TokenBudgetKeepsOneBucketPerBatchWithinPaddedTokens) {
     std::int64_t bucket;
     std::int64_t tokens;
   };
-  const std::vector<Item> items = {{1, 32, 30}, {2, 64, 60}, {3, 32, 30}, {4, 32, 30}, {5, 32, 30}, {6, 64, 60}, {7, 32, 500}};
+  const std::vector<Item> items = {{1, 32, 30}, {2, 64, 60}, {3, 32, 30}, {4, 32, 30},
+                                   {5, 32, 30}, {6, 64, 60}, {7, 32, 500}};
   std::vector<std::future<BatchOutcome<int>>> futures;
   for (const Item& item : items) {
     futures.push_back(batcher.submit(item.id, {.bucket_key = item.bucket, .tokens = item.tokens}));
@@ -216,9 +217,8 @@ TEST(DynamicBatcher, DrainRefusesNewWorkAndFinishesAccepted) {
 }
 
 TEST(DynamicBatcher, ComputeErrorsFailTheBatchWithTheirMessage) {
-  DynamicBatcher<int, int> throwing({}, [](std::vector<int>&) -> ComputeResult<int> {
-    throw std::runtime_error("tensor x: bad shape");
-  });
+  DynamicBatcher<int, int> throwing(
+      {}, [](std::vector<int>&) -> ComputeResult<int> { throw std::runtime_error("tensor x: bad shape"); });
   BatchOutcome<int> thrown = throwing.run(1);
   EXPECT_EQ(thrown.status, RequestStatus::failed);
   EXPECT_NE(thrown.error.find("tensor x: bad shape"), std::string::npos);

@@ -3,8 +3,8 @@
 // GCC 12 -Wextra flags designated initializers that leave members at their defaults (GCC 13 does not).
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
-#include "hone/serve/dynamic_batcher.h"
 #include "hone/serve/http_server.h"
+#include "hone/serve/dynamic_batcher.h"
 #include "hone/serve/load_generator.h"
 
 #include <gtest/gtest.h>
@@ -22,7 +22,10 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 ModelMetadata sum_model() {
-  return {.name = "sum", .versions = {"1"}, .inputs = {{"x", DataType::fp32, {-1, 4}}}, .outputs = {{"sum", DataType::fp32, {-1}}}};
+  return {.name = "sum",
+          .versions = {"1"},
+          .inputs = {{"x", DataType::fp32, {-1, 4}}},
+          .outputs = {{"sum", DataType::fp32, {-1}}}};
 }
 
 // The toy model: one batcher request per HTTP request, each summing its rows.
@@ -43,19 +46,22 @@ struct SumService {
                   }
                   return out;
                 }),
-        server(std::move(server_options),
-               {.find_model = [](const std::string& name) -> std::optional<ModelMetadata> {
-                  if (name == "sum") return sum_model();
-                  return std::nullopt;
-                },
-                .infer = [this](const ModelMetadata& model, InferRequest request) {
-                  BatchOutcome<InferTensor> outcome =
-                      batcher.run(std::move(request.inputs[0]), {.deadline = Clock::now() + 5s});
-                  return reply_from(outcome, [&](InferTensor& sum) {
-                    return make_infer_response(model.name, request.id, {sum});
-                  });
-                },
-                .verdict = [] { return json{{"verdict", "pays"}}; }}) {
+        server(std::move(server_options), {.find_model = [](const std::string& name) -> std::optional<ModelMetadata> {
+                                             if (name == "sum") return sum_model();
+                                             return std::nullopt;
+                                           },
+                                           .infer =
+                                               [this](const ModelMetadata& model, InferRequest request) {
+                                                 BatchOutcome<InferTensor> outcome = batcher.run(
+                                                     std::move(request.inputs[0]), {.deadline = Clock::now() + 5s});
+                                                 return reply_from(outcome, [&](InferTensor& sum) {
+                                                   return make_infer_response(model.name, request.id, {sum});
+                                                 });
+                                               },
+                                           .verdict =
+                                               [] {
+                                                 return json{{"verdict", "pays"}};
+                                               }}) {
     port = server.start();
     server.set_ready(true);
   }
@@ -73,7 +79,8 @@ struct SumService {
 std::string infer_body(int rows, int cols = 4) {
   json data = json::array();
   for (int i = 0; i < rows * cols; ++i) data.push_back(i);
-  return json{{"id", "t"}, {"inputs", {{{"name", "x"}, {"shape", {rows, cols}}, {"datatype", "FP32"}, {"data", data}}}}}.dump();
+  return json{{"id", "t"}, {"inputs", {{{"name", "x"}, {"shape", {rows, cols}}, {"datatype", "FP32"}, {"data", data}}}}}
+      .dump();
 }
 
 httplib::Result post(int port, const std::string& path, const std::string& body) {

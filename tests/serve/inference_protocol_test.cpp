@@ -50,7 +50,7 @@ TEST(InferenceProtocol, ParsesAGoodRequest) {
   EXPECT_EQ(request.id, "r1");
   ASSERT_EQ(request.inputs.size(), 4u);
   EXPECT_EQ(request.inputs[0].shape, (std::vector<std::int64_t>{2, 3}));
-  EXPECT_EQ(request.inputs[0].float_data, (std::vector<double>{1, 2.5, 3, 4, 5, 6}));  // nested data, row-major
+  EXPECT_EQ(request.inputs[0].float_data, (std::vector<double>{1, 2.5, 3, 4, 5, 6}));        // nested data, row-major
   EXPECT_EQ(request.inputs[1].int_data, (std::vector<std::int64_t>{9007199254740993, -1}));  // exact beyond 2^53
   EXPECT_EQ(request.inputs[2].bytes_data, (std::vector<std::string>{"héllo"}));
   EXPECT_EQ(request.inputs[3].int_data, (std::vector<std::int64_t>{1, 0}));
@@ -116,8 +116,8 @@ TEST(InferenceProtocol, EachBadRequestNamesTheField) {
   };
   for (const auto& [body, expected] : cases) {
     const std::string error = error_of(body);
-    EXPECT_EQ(error.rfind(expected, 0), 0u) << "body: " << body.substr(0, 120) << "\n  error: " << error
-                                            << "\n  expected to start with: " << expected;
+    EXPECT_EQ(error.rfind(expected, 0), 0u)
+        << "body: " << body.substr(0, 120) << "\n  error: " << error << "\n  expected to start with: " << expected;
   }
 }
 
@@ -130,10 +130,12 @@ TEST(InferenceProtocol, HostileNamesAreCutInMessages) {
 }
 
 TEST(InferenceProtocol, ValidatesAgainstTheModel) {
-  const std::string good = R"({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1,2,3,4,5,6,7,8]}]})";
+  const std::string good =
+      R"({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1,2,3,4,5,6,7,8]}]})";
   EXPECT_EQ(validation_error(good), "");
-  EXPECT_EQ(validation_error(R"({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [1,2,3,4,5,6]}]})"),
-            "inputs[0].shape: dimension 1 is 3, model input 'x' expects 4 [-1, 4]");
+  EXPECT_EQ(
+      validation_error(R"({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [1,2,3,4,5,6]}]})"),
+      "inputs[0].shape: dimension 1 is 3, model input 'x' expects 4 [-1, 4]");
   EXPECT_EQ(validation_error(R"({"inputs": [{"name": "x", "shape": [4], "datatype": "FP32", "data": [1,2,3,4]}]})"),
             "inputs[0].shape: [4] has 1 dimensions, model input 'x' has 2 [-1, 4]");
   EXPECT_EQ(validation_error(R"({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1,2,3,4]}]})"),
@@ -185,7 +187,8 @@ TEST(InferenceProtocol, DataTypeNamesRoundTrip) {
 }
 
 TEST(InferenceProtocol, ParsesEmbedBodies) {
-  EXPECT_EQ(parse_embed_request(json::parse(R"({"inputs": "one text"})")).inputs, (std::vector<std::string>{"one text"}));
+  EXPECT_EQ(parse_embed_request(json::parse(R"({"inputs": "one text"})")).inputs,
+            (std::vector<std::string>{"one text"}));
   const EmbedRequest many = parse_embed_request(json::parse(R"({"inputs": ["a", "b"], "normalize": false})"));
   EXPECT_EQ(many.inputs.size(), 2u);
   EXPECT_FALSE(many.normalize);

@@ -139,7 +139,8 @@ std::vector<Sample> check_exposition(const std::string& text) {
 
 TEST(Metrics, ExpositionFollowsTheTextFormat) {
   MetricsRegistry registry;
-  CounterFamily& requests = registry.add_counter("hone_requests_total", "Requests.\nBy \\endpoint.", {"endpoint", "code"});
+  CounterFamily& requests =
+      registry.add_counter("hone_requests_total", "Requests.\nBy \\endpoint.", {"endpoint", "code"});
   GaugeFamily& depth = registry.add_gauge("hone_queue_depth", "Queue depth.");
   HistogramFamily& latency = registry.add_histogram("hone_latency_seconds", "Latency.", {"model"}, {0.001, 0.01, 0.1});
   const std::string hostile = "a\"b\\c\nd";
@@ -193,7 +194,8 @@ TEST(Metrics, RejectsBadNamesLabelsAndUse) {
   EXPECT_THROW(registry.add_counter("ok2_total", "x", {"a", "a"}), std::invalid_argument);
   EXPECT_THROW(registry.add_histogram("h", "x", {"le"}, {1}), std::invalid_argument);
   EXPECT_THROW(registry.add_histogram("h2", "x", {}, {2, 1}), std::invalid_argument);
-  EXPECT_THROW(registry.add_histogram("h3", "x", {}, {1, std::numeric_limits<double>::infinity()}), std::invalid_argument);
+  EXPECT_THROW(registry.add_histogram("h3", "x", {}, {1, std::numeric_limits<double>::infinity()}),
+               std::invalid_argument);
   CounterFamily& counter = registry.add_counter("c_total", "x", {"code"});
   EXPECT_THROW(registry.add_gauge("c_total", "again"), std::invalid_argument);
   EXPECT_THROW(counter.increment({}), std::invalid_argument);

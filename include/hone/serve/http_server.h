@@ -78,11 +78,11 @@ struct ServeHandlers {
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
-  int port = 0;                            ///< 0: an ephemeral port (see HttpServer::port)
-  std::size_t max_body_bytes = 4u << 20;   ///< larger bodies get 413
-  std::size_t threads = 8;                 ///< connection threads (one per live connection)
-  int listen_backlog = 512;                ///< pending connects the kernel holds before accept
-  int retry_after_seconds = 1;             ///< Retry-After of a 429
+  int port = 0;                                ///< 0: an ephemeral port (see HttpServer::port)
+  std::size_t max_body_bytes = 4u << 20;       ///< larger bodies get 413
+  std::size_t threads = 8;                     ///< connection threads (one per live connection)
+  int listen_backlog = 512;                    ///< pending connects the kernel holds before accept
+  int retry_after_seconds = 1;                 ///< Retry-After of a 429
   std::chrono::seconds keep_alive_timeout{2};  ///< also bounds how long stop() waits for idle connections
   std::chrono::seconds read_timeout{5};
   std::chrono::seconds write_timeout{5};

@@ -42,7 +42,22 @@ class ProtocolError : public std::runtime_error {
 };
 
 /// The tensor element types of the protocol (its spelling: to_string / parse_datatype).
-enum class DataType { boolean, uint8, uint16, uint32, uint64, int8, int16, int32, int64, fp16, bf16, fp32, fp64, bytes };
+enum class DataType {
+  boolean,
+  uint8,
+  uint16,
+  uint32,
+  uint64,
+  int8,
+  int16,
+  int32,
+  int64,
+  fp16,
+  bf16,
+  fp32,
+  fp64,
+  bytes
+};
 
 /// "FP32", "INT64", "BYTES", ...
 std::string_view to_string(DataType datatype);
@@ -89,11 +104,11 @@ struct ModelMetadata {
 
 /// Bounds on what a body may ask for, so a small body cannot make the server allocate a lot.
 struct ProtocolLimits {
-  std::size_t max_depth = 32;                 ///< JSON nesting (checked before parsing)
-  std::size_t max_tensors = 64;               ///< inputs per request
-  std::size_t max_rank = 8;                   ///< dimensions per shape
+  std::size_t max_depth = 32;                    ///< JSON nesting (checked before parsing)
+  std::size_t max_tensors = 64;                  ///< inputs per request
+  std::size_t max_rank = 8;                      ///< dimensions per shape
   std::int64_t max_elements = 16 * 1024 * 1024;  ///< elements per tensor
-  std::size_t max_texts = 1024;               ///< texts per /embed, instances per /predict
+  std::size_t max_texts = 1024;                  ///< texts per /embed, instances per /predict
 };
 
 /// Parses a body as JSON. Throws ProtocolError("body", ...) naming the byte offset for malformed

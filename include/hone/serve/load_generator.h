@@ -28,15 +28,15 @@
 namespace hone::serve {
 
 struct LoadOptions {
-  std::string url;          ///< http://host:port/path (plain HTTP only)
-  double rate = 100;        ///< intended requests per second (> 0)
-  int connections = 4;      ///< sender threads, one keep-alive connection each
+  std::string url;                           ///< http://host:port/path (plain HTTP only)
+  double rate = 100;                         ///< intended requests per second (> 0)
+  int connections = 4;                       ///< sender threads, one keep-alive connection each
   std::chrono::milliseconds duration{2000};  ///< schedule window: rate x duration requests
   std::int64_t max_requests = 0;             ///< > 0: at most this many in all
   std::string method = "POST";               ///< POST or GET
   std::string content_type = "application/json";
-  std::vector<std::string> bodies;           ///< cycled in order; empty: empty bodies
-  std::chrono::milliseconds timeout{5000};   ///< per request (connect, read, write)
+  std::vector<std::string> bodies;          ///< cycled in order; empty: empty bodies
+  std::chrono::milliseconds timeout{5000};  ///< per request (connect, read, write)
   /// Senders stop taking new requests this long after the window ends; the rest are `unsent`.
   std::chrono::milliseconds grace{1000};
 };
@@ -59,9 +59,9 @@ struct LoadResult {
   double elapsed_seconds = 0;  ///< first intended send to last completion
   double throughput = 0;       ///< HTTP responses per second over elapsed_seconds
   double target_rate = 0;
-  LatencySummary latency_ms;        ///< over all HTTP responses, whatever their status
-  LatencySummary latency_ok_ms;     ///< over 2xx responses only
-  std::map<int, std::int64_t> status_counts;       ///< HTTP status -> responses
+  LatencySummary latency_ms;                         ///< over all HTTP responses, whatever their status
+  LatencySummary latency_ok_ms;                      ///< over 2xx responses only
+  std::map<int, std::int64_t> status_counts;         ///< HTTP status -> responses
   std::map<std::string, std::int64_t> error_counts;  ///< transport error name -> count
 
   nlohmann::json to_json() const;
