@@ -1,5 +1,7 @@
 #include "hone/serve/load_generator.h"
 
+#include "hone/runtime/statistics.h"
+
 #include <httplib.h>
 
 #include <algorithm>
@@ -48,10 +50,10 @@ ParsedUrl parse_url(const std::string& url) {
 LatencySummary summarize(const std::vector<double>& samples) {
   LatencySummary summary;
   if (samples.empty()) return summary;
-  summary.p50 = percentile_linear(samples, 50);
-  summary.p90 = percentile_linear(samples, 90);
-  summary.p99 = percentile_linear(samples, 99);
-  summary.p999 = percentile_linear(samples, 99.9);
+  summary.p50 = runtime::percentile(samples, 50);
+  summary.p90 = runtime::percentile(samples, 90);
+  summary.p99 = runtime::percentile(samples, 99);
+  summary.p999 = runtime::percentile(samples, 99.9);
   summary.max = *std::max_element(samples.begin(), samples.end());
   summary.mean = std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
   return summary;
@@ -74,17 +76,6 @@ struct SenderLog {
 };
 
 }  // namespace
-
-double percentile_linear(std::vector<double> samples, double p) {
-  if (samples.empty()) return 0;
-  if (!(p >= 0 && p <= 100)) throw std::invalid_argument("percentile: p must be in [0, 100]");
-  std::sort(samples.begin(), samples.end());
-  const double rank = (static_cast<double>(samples.size()) - 1) * p / 100;
-  const auto low = static_cast<std::size_t>(std::floor(rank));
-  const std::size_t high = std::min(low + 1, samples.size() - 1);
-  const double fraction = rank - static_cast<double>(low);
-  return samples[low] + (samples[high] - samples[low]) * fraction;
-}
 
 nlohmann::json LoadResult::to_json() const {
   nlohmann::json codes = nlohmann::json::object();

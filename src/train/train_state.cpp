@@ -20,12 +20,8 @@ nlohmann::json to_json(const EpochRecord& r) {
 nlohmann::json to_json(const TrainState& s) {
   nlohmann::json history = nlohmann::json::array();
   for (const auto& r : s.history) history.push_back(to_json(r));
-  return {{"epochs_done", s.epochs_done},
-          {"global_step", s.global_step},
-          {"best_epoch", s.best_epoch},
-          {"best_score", s.best_score},
-          {"history", history},
-          {"scaler", s.scaler}};
+  return {{"epochs_done", s.epochs_done}, {"global_step", s.global_step}, {"best_epoch", s.best_epoch},
+          {"best_score", s.best_score},   {"history", history},           {"scaler", s.scaler}};
 }
 
 namespace {

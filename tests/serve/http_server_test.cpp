@@ -260,12 +260,5 @@ TEST(LoadGenerator, CountsTransportErrorsAndRejectsBadOptions) {
   EXPECT_THROW(run_load(options), std::invalid_argument);
 }
 
-TEST(Percentile, InterpolatesLinearlyLikeNumpy) {
-  EXPECT_DOUBLE_EQ(percentile_linear({1, 2, 3, 4}, 50), 2.5);
-  EXPECT_DOUBLE_EQ(percentile_linear({4, 1, 3, 2}, 90), 3.7);
-  EXPECT_DOUBLE_EQ(percentile_linear({5}, 99.9), 5);
-  EXPECT_EQ(percentile_linear({}, 50), 0);
-}
-
 }  // namespace
 }  // namespace hone::serve

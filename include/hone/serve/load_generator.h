@@ -72,8 +72,4 @@ struct LoadResult {
 /// rate, connection count or method.
 LoadResult run_load(const LoadOptions& options);
 
-/// The p-th percentile (p in [0, 100]) of samples, linear interpolation between closest ranks;
-/// 0 for no samples.
-double percentile_linear(std::vector<double> samples, double p);
-
 }  // namespace hone::serve

@@ -69,9 +69,17 @@ class Optimizer {
   explicit Optimizer(std::vector<ParamGroup> groups);
   /// The gradients of group g (undefined ones replaced by zeros, so fused kernels see every tensor).
   std::vector<at::Tensor> group_grads(std::size_t g) const;
-  /// Restores `target` from the tensor named `name` in `tensors` (shape checked); throws naming it.
-  static void restore(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& name,
-                      at::Tensor& target);
+  /// One buffer per parameter, per group (buffers[g][i] belongs to groups_[g].params[i]).
+  using Buffers = std::vector<std::vector<at::Tensor>>;
+  /// Zeros shaped like every parameter (`dtype` none: the parameter's), or 0-dim when `scalar`.
+  Buffers zeros_like_params(bool scalar = false) const;
+  /// Appends each buffer as "<parameter name>.<suffix>" (the state() of an optimizer).
+  void append_state(std::vector<std::pair<std::string, at::Tensor>>& out, const Buffers& buffers,
+                    const std::string& suffix) const;
+  /// Restores each buffer from "<parameter name>.<suffix>" in `tensors` (shape checked); throws
+  /// naming the tensor that is missing or of another shape.
+  void restore_state(const std::vector<std::pair<std::string, at::Tensor>>& tensors, Buffers& buffers,
+                     const std::string& suffix) const;
   std::vector<ParamGroup> groups_;
 };
 

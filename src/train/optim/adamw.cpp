@@ -11,19 +11,12 @@ namespace {
 
 class AdamW final : public Optimizer {
  public:
-  AdamW(const OptimizerOptions& o, std::vector<ParamGroup> groups) : Optimizer(std::move(groups)), options_(o) {
-    for (const auto& group : groups_) {
-      std::vector<at::Tensor> m, v, steps;
-      for (const auto& p : group.params) {
-        m.push_back(at::zeros_like(p, at::MemoryFormat::Preserve));
-        v.push_back(at::zeros_like(p, at::MemoryFormat::Preserve));
-        steps.push_back(at::zeros({}, p.options().dtype(at::kFloat)));
-      }
-      exp_avg_.push_back(std::move(m));
-      exp_avg_sq_.push_back(std::move(v));
-      steps_.push_back(std::move(steps));
-    }
-  }
+  AdamW(const OptimizerOptions& o, std::vector<ParamGroup> groups)
+      : Optimizer(std::move(groups)),
+        options_(o),
+        exp_avg_(zeros_like_params()),
+        exp_avg_sq_(zeros_like_params()),
+        steps_(zeros_like_params(/*scalar=*/true)) {}
 
   void step(const at::Tensor& lr, const at::Tensor& found_inf) override {
     at::NoGradGuard no_grad;
@@ -45,33 +38,23 @@ class AdamW final : public Optimizer {
 
   std::vector<std::pair<std::string, at::Tensor>> state() const override {
     std::vector<std::pair<std::string, at::Tensor>> out;
-    for (std::size_t g = 0; g < groups_.size(); ++g) {
-      for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
-        const auto& name = groups_[g].names[i];
-        out.emplace_back(name + ".exp_avg", exp_avg_[g][i]);
-        out.emplace_back(name + ".exp_avg_sq", exp_avg_sq_[g][i]);
-        out.emplace_back(name + ".step", steps_[g][i]);
-      }
-    }
+    append_state(out, exp_avg_, "exp_avg");
+    append_state(out, exp_avg_sq_, "exp_avg_sq");
+    append_state(out, steps_, "step");
     return out;
   }
 
   void load_state(const std::vector<std::pair<std::string, at::Tensor>>& tensors) override {
-    for (std::size_t g = 0; g < groups_.size(); ++g) {
-      for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
-        const auto& name = groups_[g].names[i];
-        restore(tensors, name + ".exp_avg", exp_avg_[g][i]);
-        restore(tensors, name + ".exp_avg_sq", exp_avg_sq_[g][i]);
-        restore(tensors, name + ".step", steps_[g][i]);
-      }
-    }
+    restore_state(tensors, exp_avg_, "exp_avg");
+    restore_state(tensors, exp_avg_sq_, "exp_avg_sq");
+    restore_state(tensors, steps_, "step");
   }
 
   std::string name() const override { return "adamw"; }
 
  private:
   OptimizerOptions options_;
-  std::vector<std::vector<at::Tensor>> exp_avg_, exp_avg_sq_, steps_;
+  Buffers exp_avg_, exp_avg_sq_, steps_;
 };
 
 }  // namespace

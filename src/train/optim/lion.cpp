@@ -12,13 +12,8 @@ namespace {
 
 class Lion final : public Optimizer {
  public:
-  Lion(const OptimizerOptions& o, std::vector<ParamGroup> groups) : Optimizer(std::move(groups)), options_(o) {
-    for (const auto& group : groups_) {
-      std::vector<at::Tensor> m;
-      for (const auto& p : group.params) m.push_back(at::zeros_like(p, at::MemoryFormat::Preserve));
-      momentum_.push_back(std::move(m));
-    }
-  }
+  Lion(const OptimizerOptions& o, std::vector<ParamGroup> groups)
+      : Optimizer(std::move(groups)), options_(o), momentum_(zeros_like_params()) {}
 
   void step(const at::Tensor& lr, const at::Tensor& found_inf) override {
     at::NoGradGuard no_grad;
@@ -47,25 +42,19 @@ class Lion final : public Optimizer {
 
   std::vector<std::pair<std::string, at::Tensor>> state() const override {
     std::vector<std::pair<std::string, at::Tensor>> out;
-    for (std::size_t g = 0; g < groups_.size(); ++g) {
-      for (std::size_t i = 0; i < groups_[g].params.size(); ++i)
-        out.emplace_back(groups_[g].names[i] + ".momentum", momentum_[g][i]);
-    }
+    append_state(out, momentum_, "momentum");
     return out;
   }
 
   void load_state(const std::vector<std::pair<std::string, at::Tensor>>& tensors) override {
-    for (std::size_t g = 0; g < groups_.size(); ++g) {
-      for (std::size_t i = 0; i < groups_[g].params.size(); ++i)
-        restore(tensors, groups_[g].names[i] + ".momentum", momentum_[g][i]);
-    }
+    restore_state(tensors, momentum_, "momentum");
   }
 
   std::string name() const override { return "lion"; }
 
  private:
   OptimizerOptions options_;
-  std::vector<std::vector<at::Tensor>> momentum_;
+  Buffers momentum_;
 };
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
+
 #include "hone/core/error.h"
 
 namespace hone::train {
@@ -67,25 +69,49 @@ std::vector<at::Tensor> Optimizer::grads() const {
 std::vector<at::Tensor> Optimizer::group_grads(std::size_t g) const {
   std::vector<at::Tensor> out;
   for (const auto& p : groups_[g].params) {
-    // A parameter that got no gradient this step (an unused branch) steps with zeros, as its
-    // decoupled weight decay still applies in PyTorch's fused AdamW only when it has a grad:
-    // keep it simple and give it one.
+    // The fused kernels take one gradient per parameter: one that got none this step (an unused
+    // branch) steps with a zero gradient.
     if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     out.push_back(p.grad());
   }
   return out;
 }
 
-void Optimizer::restore(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& name,
-                        at::Tensor& target) {
-  for (const auto& [key, value] : tensors) {
-    if (key != name) continue;
-    HONE_CHECK(value.sizes() == target.sizes(), "optimizer state '{}' has shape {} but the optimizer expects {}", name,
-               value.sizes(), target.sizes());
-    target.copy_(value);
-    return;
+Optimizer::Buffers Optimizer::zeros_like_params(bool scalar) const {
+  Buffers buffers;
+  for (const auto& group : groups_) {
+    std::vector<at::Tensor> list;
+    for (const auto& p : group.params)
+      list.push_back(scalar ? at::zeros({}, p.options()) : at::zeros_like(p, at::MemoryFormat::Preserve));
+    buffers.push_back(std::move(list));
   }
-  fail("optimizer state '{}' is missing", name);
+  return buffers;
+}
+
+void Optimizer::append_state(std::vector<std::pair<std::string, at::Tensor>>& out, const Buffers& buffers,
+                             const std::string& suffix) const {
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    for (std::size_t i = 0; i < groups_[g].params.size(); ++i)
+      out.emplace_back(groups_[g].names[i] + "." + suffix, buffers[g][i]);
+  }
+}
+
+void Optimizer::restore_state(const std::vector<std::pair<std::string, at::Tensor>>& tensors, Buffers& buffers,
+                              const std::string& suffix) const {
+  std::map<std::string, const at::Tensor*> by_name;
+  for (const auto& [key, value] : tensors) by_name[key] = &value;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
+      const std::string name = groups_[g].names[i] + "." + suffix;
+      const auto it = by_name.find(name);
+      if (it == by_name.end()) fail("optimizer state '{}' is missing", name);
+      at::Tensor& target = buffers[g][i];
+      HONE_CHECK(it->second->sizes() == target.sizes(),
+                 "optimizer state '{}' has shape {} but the optimizer expects {}", name, it->second->sizes(),
+                 target.sizes());
+      target.copy_(*it->second);
+    }
+  }
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerOptions& options, std::vector<ParamGroup> groups) {
