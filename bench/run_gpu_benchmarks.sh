@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The GPU numbers of docs/BENCHMARKS.md, in one go, on the lent GPU machine (after `make gpu-test`):
-#   bench/run_gpu_benchmarks.sh OUT_DIR [hone|peers|sketch|all]
+#   bench/run_gpu_benchmarks.sh OUT_DIR [hone|peers|sketch|train|finetune|all]
 # hone: ceilings, hone bench of the zoo (fp32 eager and CUDA graphs), MiniLM in fp32/bf16, eager
 # and CUDA graphs, and hone profile of MiniLM. peers: bench/peers/run_peers.py on MiniLM and the
 # zoo (eager and torch.compile) with hone's numbers beside them. sketch: the SKLinear landscape
-# (needs -DHONE_BUILD_BENCH=ON), eager and CUDA graphs, tensor-core kernels and cuBLAS. Every result is JSON.
-# Inputs and weights are random: timings only.
+# (needs -DHONE_BUILD_BENCH=ON), eager and CUDA graphs, tensor-core kernels and cuBLAS. train: the
+# Fashion-MNIST CNN trained for 4 epochs (real data; HONE_FASHION_MNIST_DIR) eager and with
+# --cuda-graphs, and the training batch finder. finetune: MiniLM fine-tuned on fine-foods-text (real
+# reviews and pretrained weights; HONE_DATA_DIR, HONE_MINILM_DIR). Every result is JSON.
+# bench inputs and weights are random: timings only; train and finetune are real runs.
 set -uo pipefail
 out=${1:?usage: bench/run_gpu_benchmarks.sh OUT_DIR [hone|peers|sketch|all]}
 what=${2:-all}
@@ -38,6 +41,26 @@ if [[ $what == hone || $what == all ]]; then
   run profile-minilm-bf16-b256.json "$hone" profile minilm --device cuda --dtype bf16 --batch 256 --steps 10 --json
   run find-batch-minilm-bf16.json "$hone" bench minilm --device cuda --dtype bf16 --find-batch --memory-budget 8GiB \
     --iterations 20 --json
+fi
+
+if [[ $what == train || $what == all ]]; then
+  for mode in bf16 bf16-graphs fp32-graphs bf16-graphs-deterministic; do
+    args=(--precision "${mode%%-*}")
+    [[ $mode == *graphs* ]] && args+=(--cuda-graphs)
+    [[ $mode == *deterministic ]] && args+=(--deterministic)  # no cuDNN autotuning: what epoch 1 pays for it
+    run "train-cnn-fmnist-$mode.json" "$hone" train -m cnn -d fashion-mnist --device cuda --epochs 4 \
+      "${args[@]}" -o "$out/run-cnn-$mode" --json
+  done
+  run train-find-batch-minilm-bf16.json "$hone" bench minilm --train --device cuda --precision bf16 --find-batch \
+    --memory-budget 8GiB --iterations 10 --json
+  run lr-find-cnn-bf16.json "$hone" train -m cnn -d fashion-mnist --device cuda --precision bf16 --lr-find \
+    -o "$out/lr-find-cnn" --json
+fi
+
+if [[ $what == finetune || $what == all ]]; then
+  run finetune-minilm-fine-foods.json "$hone" train -m minilm -d fine-foods-text --device cuda --precision bf16 \
+    --epochs 3 --batch-size 32 --lr 1e-3 --warmup-steps 30 -o "$out/run-minilm-ff" --json
+  run finetune-minilm-fine-foods-eval.json "$hone" eval "$out/run-minilm-ff" --device cuda --json
 fi
 
 if [[ $what == peers || $what == all ]]; then

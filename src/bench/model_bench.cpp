@@ -17,10 +17,6 @@
 #include "hone/runtime/target.h"
 #include "hone/runtime/units.h"
 
-#ifdef HONE_WITH_CUDA
-#include <c10/cuda/CUDACachingAllocator.h>
-#endif
-
 namespace hone::bench {
 namespace {
 
@@ -93,14 +89,6 @@ BatchResult finish(std::int64_t batch, const std::vector<double>& times_ms, cons
   result.samples_per_second = static_cast<double>(batch) / (result.latency_ms.mean / 1000.0);
   result.peak_memory_bytes = runtime::peak_memory(device);
   return result;
-}
-
-void release_cached_memory(const c10::Device& device) {
-#ifdef HONE_WITH_CUDA
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
-#else
-  (void)device;
-#endif
 }
 
 std::string settings_text(const BenchReport& r) {
@@ -204,51 +192,22 @@ FindBatchReport find_max_batch(const std::string& target, const BenchOptions& op
         "of it kills the process instead of raising an error");
   }
   Prepared p = prepare(target, options);
-  FindBatchReport report;
-  report.budget_bytes = budget_bytes;
   const auto& device = p.settings.device;
-  auto trial = [&](std::int64_t batch) {
-    FindBatchReport::Trial t{batch, -1, false};
-    try {
-      runtime::synchronize(device);
-      runtime::reset_peak_memory(device);
-      {
+  const runtime::BatchSearch search = runtime::search_largest_batch(
+      [&](std::int64_t batch) {
+        runtime::synchronize(device);
+        runtime::reset_peak_memory(device);
         torch::NoGradGuard no_grad;
         runtime::AutocastScope autocast(p.settings);
         const auto x = runtime::make_random_input(p.target.info, batch, p.settings);
         p.target.model->forward(x);
         runtime::synchronize(device);
-      }
-      t.peak_bytes = runtime::peak_memory(device);
-      t.fits = t.peak_bytes <= budget_bytes;
-    } catch (const c10::OutOfMemoryError&) {
-      t.fits = false;  // recovered below: the failed batch's blocks go back to the driver
-    }
-    release_cached_memory(device);
-    report.trials.push_back(t);
-    return t;
-  };
-  std::int64_t good = 0, bad = max_batch + 1;
-  for (std::int64_t batch = 1; batch <= max_batch; batch *= 2) {
-    const auto t = trial(batch);
-    if (!t.fits) {
-      bad = batch;
-      break;
-    }
-    good = batch;
-    report.largest_batch_peak_bytes = t.peak_bytes;
-  }
-  while (good > 0 && bad - good > 1) {
-    const std::int64_t mid = good + (bad - good) / 2;
-    const auto t = trial(mid);
-    if (t.fits) {
-      good = mid;
-      report.largest_batch_peak_bytes = t.peak_bytes;
-    } else {
-      bad = mid;
-    }
-  }
-  report.largest_batch = good;
+        return runtime::peak_memory(device);
+      },
+      {.budget_bytes = budget_bytes, .max_batch = max_batch, .device = device});
+  FindBatchReport report;
+  report.search = search;
+  const std::int64_t good = search.largest_batch;
   if (good > 0) {
     BenchOptions at_best = options;
     at_best.batches = {good};
@@ -332,28 +291,15 @@ std::string CompareReport::to_text() const {
 }
 
 nlohmann::json FindBatchReport::to_json() const {
-  nlohmann::json rows = nlohmann::json::array();
-  for (const auto& t : trials) rows.push_back({{"batch", t.batch}, {"peak_bytes", t.peak_bytes}, {"fits", t.fits}});
-  return {{"schema", "hone-bench-find-batch/1"},
-          {"budget_bytes", budget_bytes},
-          {"largest_batch", largest_batch},
-          {"largest_batch_peak_bytes", largest_batch_peak_bytes},
-          {"trials", rows},
-          {"bench", bench.to_json()}};
+  nlohmann::json j = search.to_json();
+  j["schema"] = "hone-bench-find-batch/1";
+  j["bench"] = bench.to_json();
+  return j;
 }
 
 std::string FindBatchReport::to_text() const {
-  std::string out;
-  for (const auto& t : trials) {
-    out += fmt::format("  batch {:>8}: {}\n", t.batch,
-                       t.peak_bytes < 0 ? std::string("out of memory")
-                                        : fmt::format("peak {} {}", runtime::bytes_text(t.peak_bytes),
-                                                      t.fits ? "fits" : "over budget"));
-  }
-  if (largest_batch == 0) return out + fmt::format("not even batch 1 fits in {}\n", runtime::bytes_text(budget_bytes));
-  out += fmt::format("largest batch within {}: {} (peak {})\n", runtime::bytes_text(budget_bytes), largest_batch,
-                     runtime::bytes_text(largest_batch_peak_bytes));
-  return out + bench.to_text();
+  std::string out = search.to_text();
+  return search.largest_batch == 0 ? out : out + bench.to_text();
 }
 
 }  // namespace hone::bench

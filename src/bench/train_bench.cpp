@@ -13,6 +13,7 @@
 #include "hone/runtime/target.h"
 #include "hone/runtime/units.h"
 #include "hone/train/activation_checkpoint.h"
+#include "hone/train/batch_finder.h"
 #include "hone/train/grad_scaler.h"
 #include "hone/train/graphed_step.h"
 #include "hone/train/optimizer.h"
@@ -130,6 +131,60 @@ TrainBenchReport bench_train_step(const std::string& target, const TrainBenchOpt
   }
   if (options.checkpoint_activations) train::disable_activation_checkpointing(model);
   return report;
+}
+
+TrainFindBatchReport find_train_batch(const std::string& target, const TrainBenchOptions& options,
+                                      std::int64_t budget_bytes, std::int64_t max_batch) {
+  const c10::Device device = parse_device(options.device);
+  if (!device.is_cuda()) {
+    fail_usage_option("find_batch",
+                      "the batch finder needs a CUDA device: on the CPU, memory is not tracked per allocation and "
+                      "running out of it kills the process instead of raising an error");
+  }
+  const train::Precision precision = train::parse_precision(options.precision);
+  train::check_precision_supported(precision, device);
+  TrainFindBatchReport report;
+  {
+    runtime::ModelTarget t = runtime::load_target(target, options.seq_len);
+    auto& model = *t.model;
+    model.to(device);
+    model.train();
+    for (auto& p : model.parameters()) p.requires_grad_(true);
+    if (options.checkpoint_activations) train::enable_activation_checkpointing(model);
+    const TimedLoss loss = timed_loss(t, device);
+    runtime::RunSettings settings;
+    settings.device = device;
+    train::OptimizerOptions optimizer_options;
+    optimizer_options.kind = options.optimizer;
+    auto optimizer = train::make_optimizer(optimizer_options, train::make_param_groups(model, {}));
+    train::GradScaler scaler(train::needs_loss_scaling(precision), device);
+    const train::ForwardFn forward = [&model](const at::Tensor& x) { return model.forward(x); };
+    train::TrainStep step(forward, loss.fn, *optimizer, scaler, precision, /*grad_clip=*/1.0, device);
+    const at::Tensor lr = at::full({}, 1e-6, at::TensorOptions().device(device).dtype(at::kFloat));
+    report.search = runtime::search_largest_batch(
+        [&](std::int64_t batch) {
+          const train::Batch data{runtime::make_random_input(t.info, batch, settings), loss.targets(batch)};
+          return train::train_step_peak_bytes(step, data, lr, device);
+        },
+        {.budget_bytes = budget_bytes, .max_batch = max_batch, .device = device});
+  }
+  runtime::release_cached_memory(device);
+  TrainBenchOptions at_best = options;
+  at_best.batches = {report.search.largest_batch};
+  if (report.search.largest_batch > 0) report.bench = bench_train_step(target, at_best);
+  return report;
+}
+
+nlohmann::json TrainFindBatchReport::to_json() const {
+  nlohmann::json j = search.to_json();
+  j["schema"] = "hone-bench-train-find-batch/1";
+  j["bench"] = bench.to_json();
+  return j;
+}
+
+std::string TrainFindBatchReport::to_text() const {
+  const std::string out = search.to_text();
+  return search.largest_batch == 0 ? out : out + bench.to_text();
 }
 
 nlohmann::json TrainBenchReport::to_json() const {

@@ -27,13 +27,14 @@ void to_json(nlohmann::json& j, const BertEncoderConfig& c) {
                      {"dropout", c.dropout},
                      {"pad_id", c.pad_id},
                      {"pooling", c.pooling},
-                     {"normalize", c.normalize}};
+                     {"normalize", c.normalize},
+                     {"num_classes", c.num_classes}};
 }
 
 void from_json(const nlohmann::json& j, BertEncoderConfig& c) {
   check_config_keys(j, kWhat,
                     {"vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions",
-                     "type_vocab_size", "layer_norm_eps", "dropout", "pad_id", "pooling", "normalize"});
+                     "type_vocab_size", "layer_norm_eps", "dropout", "pad_id", "pooling", "normalize", "num_classes"});
   detail::read_field(j, kWhat, "vocab_size", c.vocab_size);
   detail::read_field(j, kWhat, "hidden_size", c.hidden_size);
   detail::read_field(j, kWhat, "num_layers", c.num_layers);
@@ -46,6 +47,7 @@ void from_json(const nlohmann::json& j, BertEncoderConfig& c) {
   detail::read_field(j, kWhat, "pad_id", c.pad_id);
   detail::read_field(j, kWhat, "pooling", c.pooling);
   detail::read_field(j, kWhat, "normalize", c.normalize);
+  detail::read_field(j, kWhat, "num_classes", c.num_classes);
   detail::check_positive(kWhat, "vocab_size", c.vocab_size);
   detail::check_positive(kWhat, "hidden_size", c.hidden_size);
   detail::check_positive(kWhat, "num_layers", c.num_layers);
@@ -58,6 +60,7 @@ void from_json(const nlohmann::json& j, BertEncoderConfig& c) {
              kWhat, c.layer_norm_eps);
   HONE_CHECK(c.pad_id >= 0 && c.pad_id < c.vocab_size, "{}: 'pad_id' must be in [0, vocab_size={}), got {}", kWhat,
              c.vocab_size, c.pad_id);
+  HONE_CHECK(c.num_classes >= 0, "{}: 'num_classes' must be >= 0 (0: embeddings), got {}", kWhat, c.num_classes);
   HONE_CHECK(c.pooling == "mean" || c.pooling == "cls", "{}: 'pooling' must be mean or cls, got '{}'", kWhat,
              c.pooling);
 }
@@ -92,6 +95,9 @@ BertEncoder::BertEncoder(BertEncoderConfig config) : config_(std::move(config)) 
   layer.activation = "gelu";
   layer.layer_norm_eps = config_.layer_norm_eps;
   for (std::int64_t i = 0; i < config_.num_layers; ++i) layers_->push_back(TransformerEncoderLayer(layer));
+  if (config_.num_classes > 0) {
+    head_ = register_module("head", torch::nn::Linear(config_.hidden_size, config_.num_classes));
+  }
 }
 
 torch::Tensor BertEncoder::check_ids(const torch::Tensor& ids) const {
@@ -132,6 +138,9 @@ torch::Tensor BertEncoder::forward(const torch::Tensor& ids, const torch::Tensor
     // sentence-transformers' mean pooling: sum of real tokens' states / max(count, 1e-9).
     const auto keep = padding.logical_not().unsqueeze(-1).to(states.scalar_type());
     pooled = (states * keep).sum(1) / keep.sum(1).clamp_min(1e-9);
+  }
+  if (head_) {
+    return head_->forward(is_training() && config_.dropout > 0 ? at::dropout(pooled, config_.dropout, true) : pooled);
   }
   if (!config_.normalize) return pooled;
   namespace F = torch::nn::functional;

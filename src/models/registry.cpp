@@ -109,6 +109,10 @@ nlohmann::json minilm_defaults(const DatasetInfo& data) {
   if (data.vocab_size <= 0 || data.input_shape.size() != 1) fail_dataset("minilm", "token ids [T]", data);
   BertEncoderConfig c;  // all-MiniLM-L6-v2's sizes
   c.vocab_size = data.vocab_size;
+  if (data.task == TaskKind::kClassification && data.num_classes > 0) {
+    c.num_classes = data.num_classes;  // labelled texts: a classifier on the pooled embedding
+    c.normalize = false;
+  }
   return c;
 }
 

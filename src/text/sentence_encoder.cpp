@@ -109,6 +109,55 @@ std::string hone_name_for_bert_weight(const std::string& hf_name) {
   return {};
 }
 
+namespace {
+
+/// Copies a Hugging Face BertModel's weights into `model`; every parameter but a classifier's head
+/// must be there with its shape.
+void copy_bert_weights(models::BertEncoder& model, const fs::path& weights_path) {
+  const io::SafetensorsContents weights = io::load_safetensors(weights_path);
+  std::map<std::string, at::Tensor> wanted;
+  for (const auto& item : model.named_parameters()) {
+    if (!item.key().starts_with("head.")) wanted.emplace(item.key(), item.value());
+  }
+  torch::NoGradGuard no_grad;
+  for (const auto& [hf_name, tensor] : weights.tensors) {
+    const std::string name = hone_name_for_bert_weight(hf_name);
+    if (name.empty()) continue;  // pooler, position_ids: unused by sentence embeddings
+    const auto it = wanted.find(name);
+    HONE_CHECK(it != wanted.end(), "{}: weight {} maps to {}, which the model does not have", weights_path.string(),
+               hf_name, name);
+    HONE_CHECK(it->second.sizes() == tensor.sizes(), "{}: weight {} has shape {}, the model expects {}",
+               weights_path.string(), hf_name, tensor.sizes(), it->second.sizes());
+    it->second.copy_(tensor);
+    wanted.erase(it);
+  }
+  if (!wanted.empty()) {
+    std::vector<std::string> missing;
+    for (const auto& [name, tensor] : wanted) missing.push_back(name);
+    fail("{} lacks weights for: {}", weights_path.string(), fmt::join(missing, ", "));
+  }
+}
+
+}  // namespace
+
+void load_pretrained_bert(models::BertEncoder& model, const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail("model directory {} not found: {}", dir.string(), kInstall);
+  const fs::path config_path = require(dir, "config.json");
+  const models::BertEncoderConfig pretrained = bert_config_from_hf(read_json(config_path), config_path.string());
+  const models::BertEncoderConfig& mine = model.bert_config();
+  HONE_CHECK(pretrained.vocab_size == mine.vocab_size && pretrained.hidden_size == mine.hidden_size &&
+                 pretrained.num_layers == mine.num_layers && pretrained.num_heads == mine.num_heads &&
+                 pretrained.intermediate_size == mine.intermediate_size &&
+                 pretrained.max_positions == mine.max_positions,
+             "{} describes another BERT (vocab {}, hidden {}, {} layers, {} heads, ffn {}, {} positions) than this "
+             "model (vocab {}, hidden {}, {} layers, {} heads, ffn {}, {} positions)",
+             config_path.string(), pretrained.vocab_size, pretrained.hidden_size, pretrained.num_layers,
+             pretrained.num_heads, pretrained.intermediate_size, pretrained.max_positions, mine.vocab_size,
+             mine.hidden_size, mine.num_layers, mine.num_heads, mine.intermediate_size, mine.max_positions);
+  copy_bert_weights(model, require(dir, "model.safetensors"));
+}
+
 SentenceEncoder SentenceEncoder::load(const fs::path& dir, const SentenceEncoderOptions& options) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail("model directory {} not found: {}", dir.string(), kInstall);
@@ -153,29 +202,7 @@ SentenceEncoder SentenceEncoder::load(const fs::path& dir, const SentenceEncoder
 
   torch::manual_seed(0);  // every weight is overwritten below; fixed anyway so nothing is random
   encoder.model_ = std::make_shared<models::BertEncoder>(config);
-  const fs::path weights_path = require(dir, "model.safetensors");
-  const io::SafetensorsContents weights = io::load_safetensors(weights_path);
-  std::map<std::string, at::Tensor> wanted;
-  for (const auto& item : encoder.model_->named_parameters()) wanted.emplace(item.key(), item.value());
-  {
-    torch::NoGradGuard no_grad;
-    for (const auto& [hf_name, tensor] : weights.tensors) {
-      const std::string name = hone_name_for_bert_weight(hf_name);
-      if (name.empty()) continue;  // pooler, position_ids: unused by sentence embeddings
-      const auto it = wanted.find(name);
-      HONE_CHECK(it != wanted.end(), "{}: weight {} maps to {}, which the model does not have", weights_path.string(),
-                 hf_name, name);
-      HONE_CHECK(it->second.sizes() == tensor.sizes(), "{}: weight {} has shape {}, the model expects {}",
-                 weights_path.string(), hf_name, tensor.sizes(), it->second.sizes());
-      it->second.copy_(tensor);
-      wanted.erase(it);
-    }
-  }
-  if (!wanted.empty()) {
-    std::vector<std::string> missing;
-    for (const auto& [name, tensor] : wanted) missing.push_back(name);
-    fail("{} lacks weights for: {}", weights_path.string(), fmt::join(missing, ", "));
-  }
+  copy_bert_weights(*encoder.model_, require(dir, "model.safetensors"));
   encoder.model_->eval();
   encoder.model_->to(options.device, options.dtype);
   return encoder;

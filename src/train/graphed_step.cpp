@@ -40,7 +40,8 @@ void GraphedStep::step_body() {
 }
 
 GraphedStep::GraphedStep(ForwardFn forward, LossFn loss, Optimizer& optimizer, GradScaler& scaler, Precision precision,
-                         double grad_clip, const Batch& example, const at::Tensor& lr, int warmup)
+                         double grad_clip, const Batch& example, const at::Tensor& lr, int warmup,
+                         const std::vector<at::Tensor>& restore)
     : forward_(std::move(forward)),
       loss_fn_(std::move(loss)),
       optimizer_(optimizer),
@@ -62,6 +63,20 @@ GraphedStep::GraphedStep(ForwardFn forward, LossFn loss, Optimizer& optimizer, G
     ready.record(c10::cuda::getCurrentCUDAStream(input_.device().index()));
     ready.block(side);
   }
+  // What the warm-up changes, to put back after the capture (in place: the graph holds these tensors).
+  std::vector<std::pair<at::Tensor, at::Tensor>> saved;  // (tensor, its value before)
+  {
+    at::NoGradGuard no_grad;
+    for (const auto& group : optimizer_.groups()) {
+      for (const auto& p : group.params) saved.emplace_back(p, p.detach().clone());
+    }
+    for (const auto& t : restore) {
+      if (t.defined()) saved.emplace_back(t, t.detach().clone());
+    }
+  }
+  std::vector<std::pair<std::string, at::Tensor>> optimizer_state = optimizer_.state();
+  for (auto& [name, tensor] : optimizer_state) tensor = tensor.clone();
+  const nlohmann::json scaler_state = scaler_.state();
   // Autocast's weight cache would hold casts allocated during capture: off, as PyTorch advises.
   const bool cache = at::autocast::is_autocast_cache_enabled();
   at::autocast::set_autocast_cache_enabled(false);
@@ -84,7 +99,14 @@ GraphedStep::GraphedStep(ForwardFn forward, LossFn loss, Optimizer& optimizer, G
   }
   at::autocast::set_autocast_cache_enabled(cache);
   side.synchronize();
+  {
+    at::NoGradGuard no_grad;
+    for (auto& [tensor, before] : saved) tensor.detach().copy_(before);
+  }
+  optimizer_.load_state(optimizer_state);
+  if (!scaler_state.is_null()) scaler_.load(scaler_state);
 #else
+  (void)restore;
   (void)warmup;
   fail_usage_option("cuda_graphs", "whole-step CUDA graphs need a CUDA build of hone (HONE_CUDA=ON)");
 #endif

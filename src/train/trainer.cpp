@@ -17,10 +17,12 @@
 #include "hone/train/activation_checkpoint.h"
 #include "hone/train/evaluate.h"
 #include "hone/train/grad_scaler.h"
+#include "hone/train/graphed_step.h"
 #include "hone/train/input_pipeline.h"
 #include "hone/train/lr_schedule.h"
 #include "hone/train/optimizer.h"
 #include "hone/train/precision.h"
+#include "hone/train/pretrained.h"
 #include "hone/train/train_step.h"
 
 namespace hone::train {
@@ -45,6 +47,9 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"warmup_steps", o.warmup_steps},
           {"precision", o.precision},
           {"checkpoint_activations", o.checkpoint_activations},
+          {"cuda_graphs", o.cuda_graphs},
+          {"init", o.init},
+          {"pretrained_lr_scale", o.pretrained_lr_scale},
           {"deterministic", o.deterministic},
           {"seed", o.seed},
           {"device", o.device},
@@ -65,6 +70,22 @@ void validate(const TrainOptions& o) {
   if (o.grad_clip < 0) fail_usage_option("grad_clip", "gradient clipping norm must be >= 0, got {}", o.grad_clip);
   if (o.workers < 0) fail_usage_option("workers", "workers must be >= 0, got {}", o.workers);
   if (o.out_dir.empty()) fail_usage_option("output", "an output directory is required");
+  if (!(o.pretrained_lr_scale > 0) || !std::isfinite(o.pretrained_lr_scale))
+    fail_usage_option("pretrained_lr_scale", "the pretrained parameters' lr scale must be > 0, got {}",
+                      o.pretrained_lr_scale);
+  if (o.cuda_graphs) {
+    if (!parse_device(o.device).is_cuda())
+      fail_usage_option("cuda_graphs", "CUDA graphs need a CUDA device, got --device {}; drop --cuda-graphs on the CPU",
+                        o.device);
+    if (o.accumulate != 1)
+      fail_usage_option("cuda_graphs",
+                        "a captured step holds one micro-batch; use --accumulate 1 with --cuda-graphs "
+                        "(or a larger --batch-size)");
+    if (o.checkpoint_activations)
+      fail_usage_option("cuda_graphs",
+                        "activation checkpointing recomputes blocks with restored RNG state, which a captured step "
+                        "cannot; choose one of --cuda-graphs and --checkpoint-activations");
+  }
 }
 
 /// cuDNN autotuning for static shapes by default; deterministic algorithms on request.
@@ -102,23 +123,57 @@ class LossReadout {
 
 }  // namespace
 
+TrainingSetup prepare_training(const TrainOptions& options) {
+  validate(options);
+  TrainingSetup setup;
+  setup.device = parse_device(options.device);
+  setup.precision = parse_precision(options.precision);
+  check_precision_supported(setup.precision, setup.device);
+  seed_everything(options.seed);
+  set_determinism(options.deterministic);
+  setup.data = data::load_dataset(options.data, options.data_options);
+  setup.model = models::make_model(options.model, setup.data.info, options.model_overrides);
+  const auto pretrained = initialize_weights(*setup.model, options.init);
+  setup.init = pretrained ? pretrained->source : "random";
+  setup.model->to(setup.device);
+  if (options.checkpoint_activations) enable_activation_checkpointing(*setup.model);
+
+  ParamGroupOptions grouping;
+  grouping.weight_decay = options.weight_decay;
+  grouping.decay_norms_and_biases = options.decay_norms_and_biases;
+  if (pretrained) {
+    grouping.prefixes = pretrained->prefixes;
+    grouping.prefix_lr_scale = options.pretrained_lr_scale;
+  }
+  OptimizerOptions optimizer_options;
+  optimizer_options.kind = options.optimizer;
+  optimizer_options.momentum = options.momentum;
+  optimizer_options.nesterov = options.nesterov;
+  if (options.optimizer == "lion") optimizer_options.beta2 = 0.99;
+  setup.optimizer = make_optimizer(optimizer_options, make_param_groups(*setup.model, grouping));
+  setup.scaler = std::make_unique<GradScaler>(needs_loss_scaling(setup.precision), setup.device);
+  const bool classification = setup.data.info.task == data::TaskKind::kClassification;
+  setup.loss = [classification](const at::Tensor& out, const at::Tensor& y) {
+    return classification ? torch::nn::functional::cross_entropy(out, y) : torch::nn::functional::mse_loss(out, y);
+  };
+  setup.forward = [model = setup.model](const at::Tensor& x) { return model->forward(x); };
+  return setup;
+}
+
 TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
   validate(options);
-  const c10::Device device = parse_device(options.device);
-  const Precision precision = parse_precision(options.precision);
-  check_precision_supported(precision, device);
   const fs::path run_dir = options.out_dir;
   if (!options.resume && run::has_checkpoint(run_dir)) {
     fail_option("resume", "'{}' already holds a training run; resume it or choose another output directory",
                 run_dir.string());
   }
-
-  seed_everything(options.seed);
-  set_determinism(options.deterministic);
-  const data::LoadedData data = data::load_dataset(options.data, options.data_options);
-  models::ModelPtr model = models::make_model(options.model, data.info, options.model_overrides);
-  model->to(device);
-  if (options.checkpoint_activations) enable_activation_checkpointing(*model);
+  TrainingSetup setup = prepare_training(options);
+  const c10::Device device = setup.device;
+  const Precision precision = setup.precision;
+  const data::LoadedData& data = setup.data;
+  models::ModelPtr model = setup.model;
+  auto& optimizer = setup.optimizer;
+  GradScaler& scaler = *setup.scaler;
 
   run::RunConfig config;
   config.architecture = options.model;
@@ -126,17 +181,7 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
   config.dataset = options.data;
   config.data_options = options.data_options;
   config.train_options = to_json(options);
-
-  ParamGroupOptions grouping;
-  grouping.weight_decay = options.weight_decay;
-  grouping.decay_norms_and_biases = options.decay_norms_and_biases;
-  OptimizerOptions optimizer_options;
-  optimizer_options.kind = options.optimizer;
-  optimizer_options.momentum = options.momentum;
-  optimizer_options.nesterov = options.nesterov;
-  if (options.optimizer == "lion") optimizer_options.beta2 = 0.99;
-  auto optimizer = make_optimizer(optimizer_options, make_param_groups(*model, grouping));
-  GradScaler scaler(needs_loss_scaling(precision), device);
+  config.train_options["initial_weights"] = setup.init;
 
   TrainState state;
   if (options.resume) {
@@ -161,11 +206,8 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
   schedule_options.peak = options.learning_rate;
   schedule_options.warmup_steps = options.warmup_steps;
   const LrSchedule schedule(schedule_options, steps_per_epoch * options.epochs);
-  const bool classification = data.info.task == data::TaskKind::kClassification;
-  const LossFn loss_fn = [classification](const at::Tensor& out, const at::Tensor& y) {
-    return classification ? torch::nn::functional::cross_entropy(out, y) : torch::nn::functional::mse_loss(out, y);
-  };
-  const ForwardFn forward = [&model](const at::Tensor& x) { return model->forward(x); };
+  const LossFn& loss_fn = setup.loss;
+  const ForwardFn& forward = setup.forward;
 
   PipelineOptions pipeline_options;
   pipeline_options.batch_size = options.batch_size;
@@ -176,6 +218,9 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
   InputPipeline pipeline(data.train.dataset, pipeline_options);
   const at::Tensor lr = at::zeros({}, at::TensorOptions().device(device).dtype(at::kFloat));
 
+  // --cuda-graphs: captured on the first full batch, replayed for every batch of that shape (an
+  // epoch's shorter last batch runs eagerly, on the same optimizer and scaler).
+  std::unique_ptr<GraphedStep> graphed;
   TrainResult result;
   result.run_dir = run_dir;
   result.parameters = models::count_parameters(*model);
@@ -193,7 +238,18 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
     std::vector<Batch> micro;
     auto run_step = [&] {
       lr.fill_(schedule.at(state.global_step));
-      step.run(micro, lr);
+      if (options.cuda_graphs && !graphed && micro.front().input.size(0) == options.batch_size) {
+        graphed = std::make_unique<GraphedStep>(forward, loss_fn, *optimizer, scaler, precision, options.grad_clip,
+                                                micro.front(), lr, /*warmup=*/3, model->buffers());
+      }
+      if (graphed && graphed->fits(micro.front())) {
+        graphed->input().copy_(micro.front().input, /*non_blocking=*/true);
+        graphed->target().copy_(micro.front().target, /*non_blocking=*/true);
+        graphed->replay();
+        step.account(graphed->step_loss());
+      } else {
+        step.run(micro, lr);
+      }
       micro.clear();
       ++state.global_step;
       const bool refreshed = readout.maybe_refresh(false);

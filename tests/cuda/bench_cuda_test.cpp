@@ -77,21 +77,21 @@ TEST(BenchCudaTest, FindBatchRespectsTheBudgetAndBenchesTheAnswer) {
   options.iterations = 3;
   const std::int64_t budget = 64LL << 20;  // 64 MiB: the cnn fits only a limited batch
   const FindBatchReport r = find_max_batch("cnn", options, budget, 1 << 16);
-  ASSERT_GT(r.largest_batch, 1);
-  EXPECT_LE(r.largest_batch_peak_bytes, budget);
+  ASSERT_GT(r.search.largest_batch, 1);
+  EXPECT_LE(r.search.largest_batch_peak_bytes, budget);
   bool next_failed = false;
-  for (const auto& t : r.trials) {
+  for (const auto& t : r.search.trials) {
     if (t.fits) {
       EXPECT_LE(t.peak_bytes, budget) << t.batch;
     }
-    if (t.batch == r.largest_batch + 1) next_failed = !t.fits;
-    if (t.batch > r.largest_batch) {
+    if (t.batch == r.search.largest_batch + 1) next_failed = !t.fits;
+    if (t.batch > r.search.largest_batch) {
       EXPECT_FALSE(t.fits) << t.batch;
     }
   }
-  EXPECT_TRUE(next_failed || r.largest_batch == (1 << 16)) << "bisection must end next to a failing batch";
+  EXPECT_TRUE(next_failed || r.search.largest_batch == (1 << 16)) << "bisection must end next to a failing batch";
   ASSERT_EQ(r.bench.results.size(), 1u);
-  EXPECT_EQ(r.bench.results[0].batch, r.largest_batch);
+  EXPECT_EQ(r.bench.results[0].batch, r.search.largest_batch);
 }
 
 TEST(BenchCudaTest, PretrainedMiniLmInBf16MatchesTheFp32Reference) {

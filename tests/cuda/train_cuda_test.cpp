@@ -6,11 +6,16 @@
 #include <limits>
 
 #include "hone/core/device.h"
+#include "hone/core/error.h"
 #include "hone/models/mlp.h"
+#include "hone/runtime/batch_search.h"
+#include "hone/train/batch_finder.h"
 #include "hone/train/graphed_step.h"
 #include "hone/train/input_pipeline.h"
 #include "hone/train/train_step.h"
+#include "hone/train/trainer.h"
 #include "support/relative_error.h"
+#include "support/temp_dir.h"
 #include "support/tolerances.h"
 
 namespace hone::train {
@@ -47,12 +52,12 @@ TEST(TrainCudaTest, AReplayedGraphStepEqualsTheEagerStep) {
   const at::Tensor lr_a = torch::full({}, 1e-2, cuda.dtype(torch::kFloat)), lr_b = lr_a.clone();
   TrainStep eager([&](const at::Tensor& x) { return a->forward(x); }, kLoss, *opt_a, off_a, Precision::kFp32, 1.0,
                   torch::kCUDA);
-  eager.run({batches[0]}, lr_a);  // the graph's one warm-up step is a real step on the same batch
+  // Three warm-up steps that must leave no trace: the first replay is the first step.
   GraphedStep graphed([&](const at::Tensor& x) { return b->forward(x); }, kLoss, *opt_b, off_b, Precision::kFp32, 1.0,
-                      batches[0], lr_b, /*warmup=*/1);
-  for (int i = 1; i < 4; ++i) {
-    lr_a.fill_(1e-2 / i);
-    lr_b.fill_(1e-2 / i);
+                      batches[0], lr_b, /*warmup=*/3);
+  for (int i = 0; i < 4; ++i) {
+    lr_a.fill_(1e-2 / (i + 1));
+    lr_b.fill_(1e-2 / (i + 1));
     eager.run({batches[i]}, lr_a);
     ASSERT_TRUE(graphed.fits(batches[i]));
     graphed.input().copy_(batches[i].input);
@@ -109,6 +114,81 @@ TEST(TrainCudaTest, Fp16ScalingSkipsAnOverflowingStepOnTheGpu) {
   step.run({batch}, torch::full({}, 1e-3, cuda.dtype(torch::kFloat)));
   EXPECT_FALSE(torch::equal(model->parameters()[0].detach(), before));
   EXPECT_EQ(scaler.skipped_steps(), 1);
+}
+
+TrainOptions digits_on_gpu(const std::filesystem::path& out) {
+  TrainOptions o;
+  o.model = "mlp";
+  o.data = "digits";
+  o.model_overrides = {{"hidden", {64}}, {"dropout", 0.0}};
+  o.epochs = 3;
+  o.batch_size = 32;
+  o.learning_rate = 3e-3;
+  o.seed = 3;
+  o.device = "cuda";
+  o.deterministic = true;
+  o.out_dir = out;
+  o.progress = false;
+  return o;
+}
+
+TEST(TrainCudaTest, TrainingWithCudaGraphsFollowsTheEagerRun) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU visible";
+  testing::TempDir dir;
+  const TrainResult eager = train(digits_on_gpu(dir / "eager"));
+  TrainOptions o = digits_on_gpu(dir / "graphs");
+  o.cuda_graphs = true;
+  const TrainResult graphed = train(o);
+  ASSERT_EQ(graphed.state.history.size(), 3u);
+  const auto& a = eager.state.history;
+  const auto& b = graphed.state.history;
+  // The warm-up leaves no trace, so the first step is the eager run's first step.
+  EXPECT_NEAR(b[0].first_step_loss, a[0].first_step_loss, 1e-5 * std::abs(a[0].first_step_loss));
+  EXPECT_EQ(b[0].steps, a[0].steps) << "the short last batch still runs (eagerly)";
+  for (std::size_t e = 0; e < 3; ++e) {
+    EXPECT_NEAR(b[e].train_loss, a[e].train_loss, 0.02 * a[e].train_loss + 1e-3) << "epoch " << e + 1;
+    EXPECT_NEAR(*b[e].val.accuracy, *a[e].val.accuracy, 0.02) << "epoch " << e + 1;
+  }
+}
+
+TEST(TrainCudaTest, AResumedGpuRunRepeatsTheUninterruptedOne) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU visible";
+  testing::TempDir dir;
+  const TrainResult whole = train(digits_on_gpu(dir / "whole"));
+  TrainOptions first = digits_on_gpu(dir / "split");
+  first.stop_after_epochs = 1;
+  ASSERT_EQ(train(first).state.epochs_done, 1);
+  TrainOptions rest = digits_on_gpu(dir / "split");
+  rest.resume = true;
+  const TrainResult resumed = train(rest);
+  ASSERT_EQ(resumed.state.history.size(), 3u);
+  for (std::size_t e = 1; e < 3; ++e) {
+    const auto& a = whole.state.history[e];
+    const auto& b = resumed.state.history[e];
+    EXPECT_NEAR(b.first_step_loss, a.first_step_loss, 1e-5 * std::abs(a.first_step_loss)) << "epoch " << e + 1;
+    EXPECT_NEAR(b.train_loss, a.train_loss, 1e-5 * a.train_loss) << "epoch " << e + 1;
+    EXPECT_EQ(*b.val.accuracy, *a.val.accuracy) << "epoch " << e + 1;
+  }
+}
+
+TEST(TrainCudaTest, TheTrainingBatchFinderStaysWithinASmallBudget) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU visible";
+  testing::TempDir dir;
+  TrainOptions o = digits_on_gpu(dir / "find");
+  o.model_overrides = {{"hidden", {4096, 4096}}, {"dropout", 0.0}};  // ~17M parameters: AdamW state dominates
+  const std::int64_t budget = std::int64_t{400} << 20;
+  const runtime::BatchSearch s = find_train_batch(o, budget, 1 << 14);
+  ASSERT_GT(s.largest_batch, 1);
+  EXPECT_LE(s.largest_batch_peak_bytes, budget);
+  bool over = false;
+  for (const auto& t : s.trials) over = over || !t.fits;
+  EXPECT_TRUE(over || s.largest_batch == (1 << 14)) << "the search must have found the edge";
+  try {
+    find_train_batch(o, std::int64_t{1} << 50);
+    ADD_FAILURE() << "a budget above the device's memory must be refused";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(e.option(), "memory_budget");
+  }
 }
 
 }  // namespace

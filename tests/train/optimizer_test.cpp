@@ -152,7 +152,7 @@ TEST(OptimizerTest, ParamGroupsSkipDecayOnNormsAndBiasesAndScaleAPrefix) {
   EXPECT_EQ(groups[0].weight_decay, 0.1);
   EXPECT_THAT(groups[1].names, ::testing::UnorderedElementsAre("0.bias", "1.weight", "1.bias"));
   EXPECT_EQ(groups[1].weight_decay, 0.0);
-  o.prefix = "1.";
+  o.prefixes = {"1."};
   o.prefix_lr_scale = 0.1;
   const auto scaled = make_param_groups(*model, o);
   ASSERT_EQ(scaled.size(), 3u);

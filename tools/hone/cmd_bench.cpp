@@ -43,7 +43,6 @@ void run_bench(BenchCommand& cmd) {
     return;
   }
   if (cmd.train) {
-    if (cmd.find_batch) fail_usage("--find-batch with --train is not built yet; time fixed batches with --batch");
     auto& t = cmd.train_options;
     t.device = cmd.options.device;
     t.batches = cmd.options.batches;
@@ -51,6 +50,12 @@ void run_bench(BenchCommand& cmd) {
     t.iterations = cmd.options.iterations;
     t.cuda_graphs = cmd.options.cuda_graphs;
     t.seq_len = cmd.options.seq_len;
+    if (cmd.find_batch) {
+      if (cmd.memory_budget.empty()) fail_usage("--find-batch needs --memory-budget, e.g. --memory-budget 8GiB");
+      const auto report = bench::find_train_batch(cmd.target, t, runtime::parse_bytes(cmd.memory_budget));
+      std::cout << (cmd.json ? report.to_json().dump(2) + "\n" : report.to_text());
+      return;
+    }
     const auto report = bench::bench_train_step(cmd.target, t);
     std::cout << (cmd.json ? report.to_json().dump(2) + "\n" : report.to_text());
     return;

@@ -1,12 +1,22 @@
 // hone train: train a zoo model on a real dataset, with validation and resumable checkpoints.
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <set>
+
+#include <fmt/ranges.h>
 
 #include "commands.h"
 #include "flags.h"
 #include "hone/core/error.h"
+#include "hone/core/fs.h"
 #include "hone/core/progress.h"
 #include "hone/data/datasets.h"
 #include "hone/models/registry.h"
+#include "hone/runtime/units.h"
+#include "hone/train/batch_finder.h"
+#include "hone/train/lr_finder.h"
+#include "hone/train/presets.h"
 #include "hone/train/trainer.h"
 
 namespace hone::cli {
@@ -20,11 +30,41 @@ struct TrainCommand {
   bool quiet = false;
   bool no_decay_norms_biases = false;
   int threads = 0;
+  std::string preset;
+  bool lr_find = false;
+  std::int64_t lr_find_steps = 100;
+  bool find_batch = false;
+  std::string memory_budget;
+  std::set<std::string> explicit_options;  ///< library option names of the flags given (presets keep them)
 };
+
+void run_lr_find(TrainCommand& cmd) {
+  train::LrFindOptions find;
+  find.steps = cmd.lr_find_steps;
+  const train::LrFindResult r = train::find_lr(cmd.options, find);
+  const nlohmann::json j = r.to_json();
+  std::filesystem::create_directories(cmd.out);
+  write_file_atomic(std::filesystem::path(cmd.out) / "lr_find.json", j.dump(2) + "\n");
+  if (cmd.json) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << r.to_text()
+              << fmt::format("curve saved to {}\n", (std::filesystem::path(cmd.out) / "lr_find.json").string());
+  }
+}
 
 void run_train(TrainCommand& cmd) {
   apply_threads(cmd.threads);
   train::TrainOptions& o = cmd.options;
+  if (!cmd.preset.empty()) {
+    const auto made = train::apply_preset(o, cmd.preset, cmd.explicit_options);
+    if (!cmd.json && !cmd.quiet)
+      std::cout << fmt::format(
+          "preset {}: {}\n", cmd.preset,
+          made.empty() ? "nothing (every option it sets was given)" : fmt::format("{}", fmt::join(made, " ")));
+  }
+  if (!cmd.memory_budget.empty() && !cmd.find_batch) fail_usage("--memory-budget goes with --find-batch");
+  if (cmd.lr_find && cmd.find_batch) fail_usage("--lr-find and --find-batch cannot be combined; find the batch first");
   o.out_dir = cmd.out;
   o.progress = !cmd.quiet && !cmd.json;
   o.decay_norms_and_biases = !cmd.no_decay_norms_biases;
@@ -35,6 +75,17 @@ void run_train(TrainCommand& cmd) {
       fail_usage("--model-config is not valid JSON: {}", e.what());
     }
     if (!o.model_overrides.is_object()) fail_usage("--model-config must be a JSON object");
+  }
+  if (cmd.lr_find) return run_lr_find(cmd);
+  if (cmd.find_batch) {
+    const runtime::BatchSearch search =
+        train::find_train_batch(o, cmd.memory_budget.empty() ? 0 : runtime::parse_bytes(cmd.memory_budget));
+    if (search.largest_batch == 0)
+      fail("not even batch 1 of a training step fits in {}:\n{}", runtime::bytes_text(search.budget_bytes),
+           search.to_text());
+    if (!cmd.json)
+      std::cout << search.to_text() << fmt::format("training with --batch-size {}\n", search.largest_batch);
+    o.batch_size = search.largest_batch;
   }
   const bool text = !cmd.json;
   auto on_epoch = [&](const train::EpochRecord& r, bool best) {
@@ -62,6 +113,13 @@ void run_train(TrainCommand& cmd) {
   }
 }
 
+std::string preset_summary(const std::string& name) {
+  for (const auto& p : train::train_presets()) {
+    if (p.name == name) return p.summary;
+  }
+  return {};
+}
+
 }  // namespace
 
 void register_train(CLI::App& root) {
@@ -78,6 +136,24 @@ void register_train(CLI::App& root) {
               "  hone train -m cnn -d fashion-mnist --device cuda --precision bf16 -o runs/cnn-bf16\n"
               "  hone train -m cnn -d fashion-mnist --batch-size 64 --accumulate 4 --optimizer sgd --nesterov "
               "--lr 0.05 --lr-schedule one-cycle -o runs/cnn-sgd\n"
+              "  hone train -m cnn -d fashion-mnist --preset fast-gpu -o runs/cnn-fast     # bf16 + CUDA graphs\n"
+              "  hone train -m cnn -d fashion-mnist --lr-find -o runs/lr                  # range test, no training\n"
+              "  hone train -m minilm -d fine-foods-text --device cuda --precision bf16 --epochs 3 --lr 1e-3 "
+              "-o runs/minilm-ff\n"
+              "  hone train -m cnn -d fashion-mnist --device cuda --find-batch --memory-budget 4GiB -o runs/big\n"
+              "Presets:\n"
+              "  fast-gpu       " +
+              preset_summary("fast-gpu") +
+              "\n"
+              "  low-memory     " +
+              preset_summary("low-memory") +
+              "\n"
+              "  cpu            " +
+              preset_summary("cpu") +
+              "\n"
+              "  throughput     " +
+              preset_summary("throughput") +
+              "\n"
               "Every figure: docs/train.md.\n");
   auto& o = cmd->options;
   add_flag(*app, flags::kModel, o.model);
@@ -100,6 +176,14 @@ void register_train(CLI::App& root) {
   add_flag(*app, flags::kGradClip, o.grad_clip);
   add_flag(*app, flags::kDeterministic, o.deterministic);
   add_flag(*app, flags::kCheckpointActivations, o.checkpoint_activations);
+  add_flag(*app, flags::kCudaGraphs, o.cuda_graphs);
+  add_flag(*app, flags::kPreset, cmd->preset)->check(CLI::IsMember({"fast-gpu", "low-memory", "cpu", "throughput"}));
+  add_flag(*app, flags::kInit, o.init)->check(CLI::IsMember({"auto", "pretrained", "random"}));
+  add_flag(*app, flags::kPretrainedLrScale, o.pretrained_lr_scale);
+  add_flag(*app, flags::kLrFind, cmd->lr_find);
+  add_flag(*app, flags::kSteps, cmd->lr_find_steps);
+  add_flag(*app, flags::kFindBatch, cmd->find_batch);
+  add_flag(*app, flags::kMemoryBudget, cmd->memory_budget);
   add_flag(*app, flags::kSeed, o.seed);
   add_flag(*app, flags::kDevice, o.device);
   add_flag(*app, flags::kWorkers, o.workers);
@@ -110,7 +194,16 @@ void register_train(CLI::App& root) {
   add_flag(*app, flags::kMaxSteps, o.max_steps_per_epoch);
   add_flag(*app, flags::kQuiet, cmd->quiet);
   add_flag(*app, flags::kJson, cmd->json);
-  app->callback([cmd] { run_train(*cmd); });
+  app->callback([cmd, app] {
+    for (const Flag* flag : flags::kAll) {
+      // The option a preset must leave alone: a flag given on the command line or by its variable.
+      const std::string names = flag->names;
+      const std::string name = names.substr(names.find_last_of(',') + 1);
+      if (name.starts_with("-") && app->count(name) > 0) cmd->explicit_options.insert(flag->option);
+      if (flag->env != nullptr && std::getenv(flag->env) != nullptr) cmd->explicit_options.insert(flag->option);
+    }
+    run_train(*cmd);
+  });
 }
 
 }  // namespace hone::cli

@@ -74,6 +74,21 @@ inline constexpr Flag kCheckpointActivations{"--checkpoint-activations",
                                              "recompute each block's activations in backward (less memory, about "
                                              "one more forward of time)",
                                              nullptr, "checkpoint_activations"};
+inline constexpr Flag kPreset{"--preset",
+                              "set the training options for a goal: fast-gpu, low-memory, cpu or throughput (flags "
+                              "given explicitly win; docs/train.md lists what each sets)",
+                              nullptr, "preset"};
+inline constexpr Flag kInit{"--init",
+                            "initial weights: auto (pretrained where hone has them, i.e. minilm: all-MiniLM-L6-v2; "
+                            "else random), pretrained or random",
+                            nullptr, "init"};
+inline constexpr Flag kPretrainedLrScale{"--pretrained-lr-scale",
+                                         "pretrained parameters train at --lr x this (a new head at --lr)", nullptr,
+                                         "pretrained_lr_scale"};
+inline constexpr Flag kLrFind{"--lr-find",
+                              "run the learning-rate range test instead of training: prints the loss-vs-lr curve and "
+                              "a suggested --lr, saves it as lr_find.json in --out",
+                              nullptr, "lr_find"};
 inline constexpr Flag kTrain{"--train",
                              "time one full training step (forward, loss, backward, optimizer) instead of a forward",
                              nullptr, "train"};
@@ -100,15 +115,24 @@ inline constexpr Flag kIterations{"--iterations", "timed iterations per batch si
 inline constexpr Flag kAmp{"--amp", "keep fp32 weights and autocast matmuls/convolutions to bf16", nullptr, "amp"};
 inline constexpr Flag kChannelsLast{"--channels-last", "NHWC memory format for 4-D weights and inputs", nullptr,
                                     "channels_last"};
+inline constexpr CommandHelp kCudaGraphsHelp[] = {
+    {"train",
+     "capture the whole training step (forward, backward, optimizer) once as a CUDA graph and replay it "
+     "(CUDA, --accumulate 1)"}};
 inline constexpr Flag kCudaGraphs{"--cuda-graphs",
                                   "capture the forward once per batch size as a CUDA graph and time its replays",
-                                  nullptr, "cuda_graphs"};
+                                  nullptr, "cuda_graphs", kCudaGraphsHelp};
 inline constexpr Flag kSeqLen{"--seq-len", "tokens per sample for text models (minilm)", nullptr, "seq_len"};
+inline constexpr CommandHelp kFindBatchHelp[] = {
+    {"train", "find the largest batch whose full training step fits --memory-budget (CUDA), then train with it"}};
 inline constexpr Flag kFindBatch{"--find-batch", "find the largest batch within --memory-budget (CUDA)", nullptr,
-                                 "find_batch"};
+                                 "find_batch", kFindBatchHelp};
+inline constexpr CommandHelp kMemoryBudgetHelp[] = {
+    {"train", "device memory for --find-batch, e.g. 8GiB or 512MiB (default: all of the device's)"}};
 inline constexpr Flag kMemoryBudget{"--memory-budget", "device memory for --find-batch, e.g. 8GiB or 512MiB", nullptr,
-                                    "memory_budget"};
-inline constexpr Flag kSteps{"--steps", "profiled forward passes", nullptr, "steps"};
+                                    "memory_budget", kMemoryBudgetHelp};
+inline constexpr CommandHelp kStepsHelp[] = {{"train", "with --lr-find: steps of the range test"}};
+inline constexpr Flag kSteps{"--steps", "profiled forward passes", nullptr, "steps", kStepsHelp};
 inline constexpr Flag kTrace{"--trace", "write a Chrome trace (chrome://tracing, ui.perfetto.dev) here", nullptr,
                              "trace"};
 inline constexpr Flag kTop{"--top", "rows of the top-ops table (0: all)", nullptr, "top"};
@@ -151,28 +175,74 @@ inline constexpr Flag kSimilarity{"--similarity", "print pairwise cosine similar
 
 /// Every flag above, for the table test and for naming a flag from a library option.
 inline constexpr const Flag* kAll[] = {
-    &kDevice,       &kJson,          &kModel,
-    &kData,         &kModelConfig,   &kEpochs,
-    &kBatchSize,    &kLearningRate,  &kWeightDecay,
-    &kSeed,         &kWorkers,       &kOut,
-    &kResume,       &kWindow,        &kLimit,
-    &kMaxSteps,     &kQuiet,         &kRunDir,
-    &kSplit,        &kThreads,       &kTarget,
-    &kCompare,      &kBatch,         &kWarmup,
-    &kDtype,        &kIterations,    &kAmp,
-    &kChannelsLast, &kCudaGraphs,    &kSeqLen,
-    &kFindBatch,    &kMemoryBudget,  &kSteps,
-    &kTrace,        &kTop,           &kCeilings,
-    &kRefresh,      &kRecipe,        &kQuant,
-    &kObserver,     &kPrune,         &kLowRank,
-    &kFuse,         &kForce,         &kNoVerdict,
-    &kEvalLimit,    &kListPasses,    &kTexts,
-    &kFile,         &kModelDir,      &kMaxLength,
-    &kSimilarity,   &kAccumulate,    &kPrecision,
-    &kOptimizer,    &kMomentum,      &kNesterov,
-    &kLrSchedule,   &kWarmupSteps,   &kNoDecayNormsBiases,
-    &kGradClip,     &kDeterministic, &kCheckpointActivations,
+    &kDevice,
+    &kJson,
+    &kModel,
+    &kData,
+    &kModelConfig,
+    &kEpochs,
+    &kBatchSize,
+    &kLearningRate,
+    &kWeightDecay,
+    &kSeed,
+    &kWorkers,
+    &kOut,
+    &kResume,
+    &kWindow,
+    &kLimit,
+    &kMaxSteps,
+    &kQuiet,
+    &kRunDir,
+    &kSplit,
+    &kThreads,
+    &kTarget,
+    &kCompare,
+    &kBatch,
+    &kWarmup,
+    &kDtype,
+    &kIterations,
+    &kAmp,
+    &kChannelsLast,
+    &kCudaGraphs,
+    &kSeqLen,
+    &kFindBatch,
+    &kMemoryBudget,
+    &kSteps,
+    &kTrace,
+    &kTop,
+    &kCeilings,
+    &kRefresh,
+    &kRecipe,
+    &kQuant,
+    &kObserver,
+    &kPrune,
+    &kLowRank,
+    &kFuse,
+    &kForce,
+    &kNoVerdict,
+    &kEvalLimit,
+    &kListPasses,
+    &kTexts,
+    &kFile,
+    &kModelDir,
+    &kMaxLength,
+    &kSimilarity,
+    &kAccumulate,
+    &kPrecision,
+    &kOptimizer,
+    &kMomentum,
+    &kNesterov,
+    &kLrSchedule,
+    &kWarmupSteps,
+    &kNoDecayNormsBiases,
+    &kGradClip,
+    &kDeterministic,
+    &kCheckpointActivations,
     &kTrain,
+    &kPreset,
+    &kInit,
+    &kPretrainedLrScale,
+    &kLrFind,
 };
 }  // namespace flags
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "hone/runtime/batch_search.h"
 #include "hone/runtime/statistics.h"
 
 namespace hone::bench {
@@ -71,15 +72,7 @@ CompareReport compare_models(const std::string& target_a, const std::string& tar
 /// The largest batch whose forward pass fits `budget_bytes` of device memory (CUDA: peak
 /// allocated, with out-of-memory caught and recovered from): doubling, then bisection.
 struct FindBatchReport {
-  std::int64_t budget_bytes = 0;
-  std::int64_t largest_batch = 0;  ///< 0 when not even batch 1 fits
-  std::int64_t largest_batch_peak_bytes = 0;
-  struct Trial {
-    std::int64_t batch;
-    std::int64_t peak_bytes;  ///< -1 when it ran out of memory
-    bool fits;
-  };
-  std::vector<Trial> trials;
+  runtime::BatchSearch search;     ///< the trials and the answer (largest_batch 0: nothing fits)
   BenchReport bench;               ///< the largest batch, timed (results empty when nothing fits)
   nlohmann::json to_json() const;  ///< schema hone-bench-find-batch/1
   std::string to_text() const;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "hone/runtime/batch_search.h"
 #include "hone/runtime/statistics.h"
 
 namespace hone::bench {
@@ -50,5 +51,16 @@ struct TrainBenchReport {
 };
 
 TrainBenchReport bench_train_step(const std::string& target, const TrainBenchOptions& options);
+
+/// `hone bench MODEL --train --find-batch`: the largest batch whose eager training step fits
+/// `budget_bytes` (runtime::search_largest_batch; CUDA only), then that batch timed.
+struct TrainFindBatchReport {
+  runtime::BatchSearch search;
+  TrainBenchReport bench;          ///< results empty when nothing fits
+  nlohmann::json to_json() const;  ///< schema hone-bench-train-find-batch/1
+  std::string to_text() const;
+};
+TrainFindBatchReport find_train_batch(const std::string& target, const TrainBenchOptions& options,
+                                      std::int64_t budget_bytes, std::int64_t max_batch = 1 << 16);
 
 }  // namespace hone::bench

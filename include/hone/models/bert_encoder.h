@@ -7,10 +7,12 @@
 /// loaded by text::SentenceEncoder (include/hone/text/sentence_encoder.h).
 ///
 /// Padding is read from the ids themselves: every position whose id equals `pad_id` is masked, so
-/// the model keeps hone's one-tensor-in, one-tensor-out shape. Token-type ids are all 0 (single
-/// sentences), as in sentence-transformers' encode().
+/// the model keeps hone's one-tensor-in, one-tensor-out shape. With num_classes > 0 the pooled
+/// embedding feeds a classification head instead (`hone train -m minilm -d fine-foods-text`). Token-type ids are all 0
+/// (single sentences), as in sentence-transformers' encode().
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
 #include "hone/models/model.h"
@@ -31,6 +33,9 @@ struct BertEncoderConfig {
   std::int64_t pad_id = 0;
   std::string pooling = "mean";  ///< mean (over non-padding tokens) | cls
   bool normalize = true;         ///< L2-normalize the pooled embedding
+  /// > 0: a classifier — dropout and a linear head ("head") on the pooled, unnormalized embedding
+  /// give num_classes logits (fine-tuning on a labelled text dataset); 0: the embedding itself.
+  std::int64_t num_classes = 0;
 };
 void to_json(nlohmann::json& j, const BertEncoderConfig& c);
 void from_json(const nlohmann::json& j, BertEncoderConfig& c);  ///< strict
@@ -71,6 +76,7 @@ class BertEncoder : public Model {
   BertEncoderConfig config_;
   BertEmbeddings embeddings_{nullptr};
   torch::nn::ModuleList layers_{nullptr};
+  torch::nn::Linear head_{nullptr};  ///< num_classes > 0 only
 };
 
 }  // namespace hone::models

@@ -13,6 +13,8 @@ void synchronize(const c10::Device& device);
 void reset_peak_memory(const c10::Device& device);
 std::int64_t peak_memory(const c10::Device& device);
 std::int64_t peak_reserved_memory(const c10::Device& device);
+/// The device's total memory in bytes (CUDA: the card's; CPU: -1).
+std::int64_t device_memory_bytes(const c10::Device& device);
 /// The process's CPU memory high-water mark (getrusage), in bytes.
 std::int64_t peak_rss_bytes();
 

@@ -33,7 +33,12 @@ FineFoodsEncoder fine_foods_fp32_encoder();
 data::DatasetInfo fine_foods_info(const FineFoodsEncoder& encoder);
 data::LoadedData load_fine_foods(const data::DataOptions& options, const FineFoodsEncoder& encoder);
 
-/// Registers "fine-foods" in the data registry (once; later calls do nothing).
+/// fine-foods-text: the same reviews and splits as WordPiece token ids [128] (all-MiniLM-L6-v2's
+/// vocabulary, [PAD]-padded, longer reviews truncated), for fine-tuning the encoder itself:
+/// `hone train -m minilm -d fine-foods-text`.
+data::DatasetInfo fine_foods_text_info();
+
+/// Registers "fine-foods" and "fine-foods-text" in the data registry (once; later calls do nothing).
 void register_text_datasets();
 
 }  // namespace hone::text

@@ -60,6 +60,12 @@ class SentenceEncoder {
   std::shared_ptr<const WordPieceTokenizer> tokenizer_;
 };
 
+/// Copies the pretrained weights of a sentence-transformers model directory (config.json,
+/// model.safetensors) into `model`, whose sizes must be that model's; a classifier's head
+/// (num_classes > 0) keeps its own initialization. How `hone train -m minilm` starts from
+/// all-MiniLM-L6-v2. Throws hone::Error naming the file or the weight that does not fit.
+void load_pretrained_bert(models::BertEncoder& model, const std::filesystem::path& dir);
+
 /// Pairwise cosine similarities [N, N] of embeddings [N, D] (rows need not be normalized).
 torch::Tensor cosine_similarities(const torch::Tensor& vectors);
 

@@ -14,6 +14,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <memory>
+#include <vector>
 
 #include "hone/train/grad_scaler.h"
 #include "hone/train/optimizer.h"
@@ -24,12 +25,15 @@ namespace hone::train {
 
 class GraphedStep {
  public:
-  /// Warms up with `warmup` eager steps on a side stream (they update the weights, as real
-  /// steps), then captures. Non-CUDA devices or builds are a hone::UsageError naming the option
+  /// Warms up with `warmup` eager steps on a side stream, then captures. The warm-up leaves no
+  /// trace: the parameters, the optimizer's and the scaler's state and the `restore` tensors (a
+  /// model's buffers: BatchNorm statistics) get their values from before it back, so the first
+  /// replay is the run's first step. Non-CUDA devices or builds are a hone::UsageError naming the option
   /// cuda_graphs; a model that cannot be captured (dynamic shapes, host syncs) is a hone::Error
   /// naming the reason.
   GraphedStep(ForwardFn forward, LossFn loss, Optimizer& optimizer, GradScaler& scaler, Precision precision,
-              double grad_clip, const Batch& example, const at::Tensor& lr, int warmup);
+              double grad_clip, const Batch& example, const at::Tensor& lr, int warmup,
+              const std::vector<at::Tensor>& restore = {});
   ~GraphedStep();
   GraphedStep(const GraphedStep&) = delete;
   GraphedStep& operator=(const GraphedStep&) = delete;
@@ -47,10 +51,10 @@ class GraphedStep {
   ForwardFn forward_;
   LossFn loss_fn_;
   Optimizer& optimizer_;
+  GradScaler& scaler_;
   Precision precision_;
   double grad_clip_;
   at::Tensor input_, target_, loss_, lr_;
-  GradScaler& scaler_;
   struct Graph;
   std::unique_ptr<Graph> graph_;
 };

@@ -31,8 +31,9 @@ struct ParamGroupOptions {
   double weight_decay = 1e-4;
   /// false: norms' weights and all biases (1-D parameters) take no weight decay.
   bool decay_norms_and_biases = true;
-  /// Parameters whose name starts with this prefix get `prefix_lr_scale` (e.g. a pretrained encoder).
-  std::string prefix;
+  /// Parameters whose name starts with one of these prefixes get `prefix_lr_scale` (e.g. a
+  /// pretrained encoder under a new head).
+  std::vector<std::string> prefixes;
   double prefix_lr_scale = 1.0;
 };
 

@@ -17,8 +17,13 @@
 #include <string>
 
 #include "hone/data/datasets.h"
+#include "hone/models/model.h"
 #include "hone/run/run_dir.h"
+#include "hone/train/grad_scaler.h"
+#include "hone/train/optimizer.h"
+#include "hone/train/precision.h"
 #include "hone/train/train_state.h"
+#include "hone/train/train_step.h"
 
 namespace hone::train {
 
@@ -41,7 +46,12 @@ struct TrainOptions {
   std::int64_t warmup_steps = 0;
   std::string precision = "fp32";       ///< fp32, tf32, bf16, fp16 (fp16: dynamic loss scaling)
   bool checkpoint_activations = false;  ///< recompute each block's activations in backward
-  bool deterministic = false;           ///< deterministic algorithms (cuDNN benchmark off)
+  bool cuda_graphs = false;             ///< CUDA: capture the whole step once and replay it (accumulate 1)
+  /// Initial weights: "auto" (pretrained where hone has published weights for the architecture —
+  /// minilm: all-MiniLM-L6-v2 — else random), "pretrained" (an error where there are none), "random".
+  std::string init = "auto";
+  double pretrained_lr_scale = 0.05;  ///< pretrained parameters train at lr × this (a new head at lr)
+  bool deterministic = false;         ///< deterministic algorithms (cuDNN benchmark off)
   std::uint64_t seed = 0;
   std::string device = "cpu";
   std::int64_t workers = 2;  ///< torch::data loader threads (CPU)
@@ -64,5 +74,23 @@ struct TrainResult {
 using EpochCallback = std::function<void(const EpochRecord&, bool is_best)>;
 
 TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch = {});
+
+/// What train() builds from the options before its first step — the data, the model on its device
+/// (initialized, checkpointing enabled), the parameter groups' optimizer, the loss scaler and the
+/// task's loss — so the LR finder and the batch finder try exactly the step that will train.
+struct TrainingSetup {
+  c10::Device device = c10::kCPU;
+  Precision precision = Precision::kFp32;
+  data::LoadedData data;
+  models::ModelPtr model;
+  std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<GradScaler> scaler;
+  LossFn loss;
+  ForwardFn forward;
+  std::string init;  ///< where the weights came from ("random", or the pretrained directory)
+};
+
+/// Validates the options (hone::UsageError naming the option), seeds, loads the data and builds.
+TrainingSetup prepare_training(const TrainOptions& options);
 
 }  // namespace hone::train

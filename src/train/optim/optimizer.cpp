@@ -24,7 +24,8 @@ std::vector<ParamGroup> make_param_groups(const torch::nn::Module& model, const 
     const at::Tensor& p = item.value();
     if (!p.requires_grad()) continue;
     const bool skip_decay = !options.decay_norms_and_biases && p.dim() <= 1;
-    const bool prefixed = !options.prefix.empty() && item.key().rfind(options.prefix, 0) == 0;
+    bool prefixed = false;
+    for (const auto& prefix : options.prefixes) prefixed = prefixed || item.key().starts_with(prefix);
     ParamGroup& group = prefixed ? (skip_decay ? prefixed_no_decay : prefixed_decay) : (skip_decay ? no_decay : decay);
     group.names.push_back(item.key());
     group.params.push_back(p);
