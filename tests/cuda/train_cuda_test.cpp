@@ -176,9 +176,9 @@ TEST(TrainCudaTest, TheTrainingBatchFinderStaysWithinASmallBudget) {
   testing::TempDir dir;
   TrainOptions o = digits_on_gpu(dir / "find");
   o.model_overrides = {{"hidden", {4096, 4096}}, {"dropout", 0.0}};  // ~17M parameters: AdamW state dominates
-  const std::int64_t budget = std::int64_t{400} << 20;
+  const std::int64_t budget = std::int64_t{1} << 30;
   const runtime::BatchSearch s = find_train_batch(o, budget, 1 << 14);
-  ASSERT_GT(s.largest_batch, 1);
+  ASSERT_GT(s.largest_batch, 1) << s.to_text();
   EXPECT_LE(s.largest_batch_peak_bytes, budget);
   bool over = false;
   for (const auto& t : s.trials) over = over || !t.fits;

@@ -199,8 +199,10 @@ void register_train(CLI::App& root) {
       // The option a preset must leave alone: a flag given on the command line or by its variable.
       const std::string names = flag->names;
       const std::string name = names.substr(names.find_last_of(',') + 1);
-      if (name.starts_with("-") && app->count(name) > 0) cmd->explicit_options.insert(flag->option);
-      if (flag->env != nullptr && std::getenv(flag->env) != nullptr) cmd->explicit_options.insert(flag->option);
+      const CLI::Option* given = name.starts_with("-") ? app->get_option_no_throw(name) : nullptr;
+      if (given != nullptr && given->count() > 0) cmd->explicit_options.insert(flag->option);
+      if (given != nullptr && flag->env != nullptr && std::getenv(flag->env) != nullptr)
+        cmd->explicit_options.insert(flag->option);
     }
     run_train(*cmd);
   });
