@@ -403,15 +403,20 @@ VerifyReport ModelService::warm_up_and_verify() {
   }
   std::vector<at::Tensor> direct;
   for (const at::Tensor& r : requests) direct.push_back(impl.forward(r));
-  // Sent in growing waves (1, 2, 3... at once) so they are computed in batches of several sizes.
+  // Sent in growing waves (1, 2, 3... at once, no more than the queue holds) while the model is
+  // held, so that the worker blocks on its first batch and the rest of the wave queues up behind
+  // it: batches of several requests and sizes, however fast the model is.
   std::size_t next = 0;
   for (std::size_t wave = 1; next < requests.size(); ++wave) {
     std::vector<std::future<BatchOutcome<at::Tensor>>> futures;
-    const std::size_t end = std::min(requests.size(), next + wave);
-    for (std::size_t i = next; i < end; ++i) {
-      at::Tensor rows = requests[i];
-      RequestOptions request = impl.schedule(rows, Clock::now() + std::chrono::minutes(1));
-      futures.push_back(impl.batcher->submit(rows, std::move(request)));
+    const std::size_t end = std::min(requests.size(), next + std::min(wave, impl.options.max_queue_size));
+    {
+      std::lock_guard<std::mutex> hold(impl.model_mutex);
+      for (std::size_t i = next; i < end; ++i) {
+        at::Tensor rows = requests[i];
+        RequestOptions request = impl.schedule(rows, Clock::now() + std::chrono::minutes(1));
+        futures.push_back(impl.batcher->submit(rows, std::move(request)));
+      }
     }
     for (std::size_t i = next; i < end; ++i) {
       BatchOutcome<at::Tensor> outcome = futures[i - next].get();
