@@ -316,6 +316,14 @@ TEST(ModelService, ReadyOnlyAfterVerification) {
   EXPECT_EQ(response->status, 200);
 }
 
+TEST(ModelService, ASecondServerOnAPortInUseFailsToStart) {
+  Served first(runtime::load_target("mlp"), options_with(2), /*verify=*/false);
+  HttpServerOptions options = Served::server_options();
+  options.port = first.port;
+  HttpServer second(options, first.service.handlers());
+  EXPECT_THROW(second.start(), std::runtime_error);
+}
+
 /// An mlp that adds the batch's mean to every row: its outputs depend on which requests share a
 /// batch, the bug verification exists to catch.
 class BatchDependentModel : public models::Model {
