@@ -44,8 +44,8 @@ sweep() {  # label, rates, flags...
 sweep single "$RATES_SINGLE" --max-batch 1
 sweep dynamic "$RATES_DYNAMIC" --max-batch 32
 KNEE=$(python3 "$(dirname "$0")/summarize.py" "$OUT" "$BUDGET_MS" knee dynamic)
-SAT_RATE=$((2 * KNEE))
-echo "saturation at ${SAT_RATE} req/s (2 x knee ${KNEE})" > "$OUT/saturation.txt"
+SAT_RATE=${SAT_RATE:-$((2 * KNEE))}
+echo "saturation at ${SAT_RATE} req/s (knee ${KNEE})" > "$OUT/saturation.txt"
 start_server saturation --max-batch 32 --max-queue 16
 grep VmRSS /proc/$SERVER/status | sed 's/^/before /' >> "$OUT/saturation.txt"
 ( for _ in $(seq 1 $((SAT_DUR / 5))); do
