@@ -242,7 +242,10 @@ HttpServer::HttpServer(HttpServerOptions options, ServeHandlers handlers) {
   // burst of connects loses SYNs (a 1 s retransmit each); start() raises the backlog.
   Impl* impl = impl_.get();
   impl_->server.set_socket_options([impl](socket_t socket) {
-    httplib::default_socket_options(socket);
+    // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second server on a
+    // port in use binds without error and silently takes half of the first one's connections.
+    int yes = 1;
+    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     impl->listen_socket = static_cast<int>(socket);
   });
   impl_->register_routes();

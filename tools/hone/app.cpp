@@ -45,6 +45,7 @@ std::unique_ptr<CLI::App> make_app() {
       "  hone bench cnn --batch 1,64\n"
       "  hone profile cnn --batch 64 --trace cnn-trace.json\n"
       "  hone embed \"A man is eating food.\" \"A man eats pasta.\" --similarity\n"
+      "  hone serve runs/cnn --port 8080\n"
       "Run `hone <command> --help` for a command's flags.\n");
   register_info(*app);
   register_train(*app);
@@ -53,6 +54,8 @@ std::unique_ptr<CLI::App> make_app() {
   register_embed(*app);
   register_profile(*app);
   register_compress(*app);
+  register_serve(*app);
+  register_loadgen(*app);
   return app;
 }
 

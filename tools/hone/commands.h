@@ -12,5 +12,7 @@ void register_bench(CLI::App& root);
 void register_embed(CLI::App& root);
 void register_profile(CLI::App& root);
 void register_compress(CLI::App& root);
+void register_serve(CLI::App& root);
+void register_loadgen(CLI::App& root);
 
 }  // namespace hone::cli

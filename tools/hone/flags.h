@@ -173,6 +173,40 @@ inline constexpr Flag kMaxLength{"--max-length", "tokens per text incl. [CLS]/[S
 inline constexpr Flag kSimilarity{"--similarity", "print pairwise cosine similarities instead of the vectors", nullptr,
                                   "similarity"};
 
+// serve
+inline constexpr Flag kHost{"--host", "address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface)",
+                            nullptr, "host"};
+inline constexpr Flag kPort{"--port", "TCP port to listen on (0: any free port, printed at start)", "HONE_PORT",
+                            "port"};
+inline constexpr Flag kName{
+    "--name", "model name in /v2/models/{name} (default: the run directory's name or the zoo name)", nullptr, "name"};
+inline constexpr Flag kMaxBatch{"--max-batch", "most rows (and requests) per model batch", nullptr, "max_batch_size"};
+inline constexpr Flag kMaxQueueDelayUs{"--max-queue-delay-us",
+                                       "0: greedy batching; > 0: wait up to this long for a fuller batch", nullptr,
+                                       "max_queue_delay"};
+inline constexpr Flag kMaxQueue{"--max-queue", "most requests waiting; one more is answered 429 with Retry-After",
+                                nullptr, "max_queue_size"};
+inline constexpr CommandHelp kTimeoutMsHelp[] = {{"loadgen", "per-request timeout (connect, send, receive)"}};
+inline constexpr Flag kTimeoutMs{"--timeout-ms", "per-request deadline from arrival; past it the answer is 504",
+                                 nullptr, "timeout", kTimeoutMsHelp};
+inline constexpr Flag kMaxBatchTokens{"--max-batch-tokens", "token models: most padded tokens per batch", nullptr,
+                                      "max_batch_tokens"};
+inline constexpr Flag kHttpThreads{"--http-threads",
+                                   "connection threads (one per live keep-alive connection; more clients queue)",
+                                   nullptr, "http_threads"};
+inline constexpr Flag kWriteRequests{"--write-requests",
+                                     "write OIP infer bodies of real test inputs here (one per line) and exit", nullptr,
+                                     "write_requests"};
+inline constexpr Flag kRequests{"--requests", "with --write-requests: how many test inputs", nullptr, "requests"};
+inline constexpr Flag kUrl{"url", "http://HOST:PORT/PATH to send requests to", nullptr, "url"};
+inline constexpr Flag kRate{"--rate", "intended requests per second (open loop: sent on schedule)", nullptr, "rate"};
+inline constexpr Flag kDuration{"--duration", "seconds of schedule (rate x duration requests)", nullptr, "duration"};
+inline constexpr Flag kConnections{"--connections", "keep-alive connections (one sender thread each)", nullptr,
+                                   "connections"};
+inline constexpr Flag kBody{
+    "--body", "request bodies, one per line, cycled (from `hone serve --write-requests`); none: GET", nullptr, "body"};
+// end serve
+
 /// Every flag above, for the table test and for naming a flag from a library option.
 inline constexpr const Flag* kAll[] = {
     &kDevice,
@@ -243,6 +277,23 @@ inline constexpr const Flag* kAll[] = {
     &kInit,
     &kPretrainedLrScale,
     &kLrFind,
+    // serve
+    &kHost,
+    &kPort,
+    &kName,
+    &kMaxBatch,
+    &kMaxQueueDelayUs,
+    &kMaxQueue,
+    &kTimeoutMs,
+    &kMaxBatchTokens,
+    &kHttpThreads,
+    &kWriteRequests,
+    &kRequests,
+    &kUrl,
+    &kRate,
+    &kDuration,
+    &kConnections,
+    &kBody,
 };
 }  // namespace flags
 
