@@ -88,6 +88,7 @@ TEST(FineFoodsTextTest, TheClassifierStartsFromThePretrainedEncoderAndKeepsItsHe
 }
 
 TEST(FineFoodsTextTest, AShortFineTuningRunTrainsAndSavesAReloadableClassifier) {
+  register_text_datasets();  // ctest runs each test in its own process
   testing::TempDir dir;
   train::TrainOptions o;
   o.model = "minilm";
