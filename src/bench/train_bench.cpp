@@ -55,6 +55,27 @@ TimedLoss timed_loss(const runtime::ModelTarget& t, const c10::Device& device) {
       }};
 }
 
+/// A target ready for timed training steps: on `device`, in train mode, every parameter
+/// trainable, checkpointing on request; with its loss and the settings its random inputs use.
+struct TimedTarget {
+  runtime::ModelTarget target;
+  TimedLoss loss;
+  runtime::RunSettings settings;
+};
+
+TimedTarget load_timed_target(const std::string& name, const TrainBenchOptions& options, const c10::Device& device) {
+  TimedTarget timed;
+  timed.target = runtime::load_target(name, options.seq_len);
+  auto& model = *timed.target.model;
+  model.to(device);
+  model.train();
+  for (auto& p : model.parameters()) p.requires_grad_(true);
+  if (options.checkpoint_activations) train::enable_activation_checkpointing(model);
+  timed.loss = timed_loss(timed.target, device);
+  timed.settings.device = device;
+  return timed;
+}
+
 }  // namespace
 
 TrainBenchReport bench_train_step(const std::string& target, const TrainBenchOptions& options) {
@@ -68,15 +89,11 @@ TrainBenchReport bench_train_step(const std::string& target, const TrainBenchOpt
   if (options.cuda_graphs && !device.is_cuda())
     fail_usage_option("cuda_graphs", "CUDA graphs need a CUDA device, got {}", options.device);
 
-  runtime::ModelTarget t = runtime::load_target(target, options.seq_len);
+  TimedTarget timed = load_timed_target(target, options, device);
+  const runtime::ModelTarget& t = timed.target;
   auto& model = *t.model;
-  model.to(device);
-  model.train();
-  for (auto& p : model.parameters()) p.requires_grad_(true);
-  if (options.checkpoint_activations) train::enable_activation_checkpointing(model);
-  const TimedLoss loss = timed_loss(t, device);
-  runtime::RunSettings settings;
-  settings.device = device;
+  const TimedLoss& loss = timed.loss;
+  const runtime::RunSettings& settings = timed.settings;
 
   TrainBenchReport report;
   report.target = target;
@@ -145,15 +162,11 @@ TrainFindBatchReport find_train_batch(const std::string& target, const TrainBenc
   train::check_precision_supported(precision, device);
   TrainFindBatchReport report;
   {
-    runtime::ModelTarget t = runtime::load_target(target, options.seq_len);
+    TimedTarget timed = load_timed_target(target, options, device);
+    const runtime::ModelTarget& t = timed.target;
     auto& model = *t.model;
-    model.to(device);
-    model.train();
-    for (auto& p : model.parameters()) p.requires_grad_(true);
-    if (options.checkpoint_activations) train::enable_activation_checkpointing(model);
-    const TimedLoss loss = timed_loss(t, device);
-    runtime::RunSettings settings;
-    settings.device = device;
+    const TimedLoss& loss = timed.loss;
+    const runtime::RunSettings& settings = timed.settings;
     train::OptimizerOptions optimizer_options;
     optimizer_options.kind = options.optimizer;
     auto optimizer = train::make_optimizer(optimizer_options, train::make_param_groups(model, {}));

@@ -134,16 +134,12 @@ DatasetInfo info_for(const FineFoodsEncoder& variant) {
   return info;
 }
 
-LoadedData load_variant(const DataOptions& options, const FineFoodsEncoder& variant) {
-  const fs::path dir = exported_data_dir() / "fine-foods";
-  const Reviews train = read_reviews(dir / "train.tsv");
-  const Reviews test = read_reviews(dir / "test.tsv");
-  LazyEncoder encoder(variant);
-  const at::Tensor train_x = embed_split("train", train, dir, encoder);
-  const at::Tensor test_x = embed_split("test", test, dir, encoder);
+/// The splits every fine-foods dataset uses, whatever its features: the official training set in a
+/// fixed shuffle gives its last tenth to validation (the same reviews in every variant), the test
+/// set keeps the file's order; --limit caps each split.
+LoadedData split_reviews(const at::Tensor& train_x, const Reviews& train, const at::Tensor& test_x, const Reviews& test,
+                         const DataOptions& options) {
   const auto labels = [](const Reviews& r) { return at::tensor(r.labels, at::TensorOptions().dtype(at::kLong)); };
-  // The official training set, in a fixed shuffle, gives the last tenth to validation (the same
-  // reviews in every variant).
   const std::int64_t n = train_x.size(0);
   auto generator = at::make_generator<at::CPUGeneratorImpl>(/*seed=*/20260417);
   const at::Tensor order = at::randperm(n, generator, at::TensorOptions().dtype(at::kLong));
@@ -151,22 +147,37 @@ LoadedData load_variant(const DataOptions& options, const FineFoodsEncoder& vari
   const at::Tensor y = labels(train).index_select(0, order);
   const std::int64_t n_val = n / 10, n_train = n - n_val, n_test = test_x.size(0);
   auto cap = [&](std::int64_t k) { return options.limit > 0 ? std::min(k, options.limit) : k; };
-
   LoadedData data;
-  data.info = info_for(variant);
   data.train.dataset = TensorDataset(x.narrow(0, 0, cap(n_train)), y.narrow(0, 0, cap(n_train)));
   data.val.dataset = TensorDataset(x.narrow(0, n_train, cap(n_val)), y.narrow(0, n_train, cap(n_val)));
   data.test.dataset = TensorDataset(test_x.narrow(0, 0, cap(n_test)), labels(test).narrow(0, 0, cap(n_test)));
+  return data;
+}
+
+nlohmann::json split_sizes(const LoadedData& data) {
+  return {
+      {"train", data.train.dataset.count()}, {"val", data.val.dataset.count()}, {"test", data.test.dataset.count()}};
+}
+
+LoadedData load_variant(const DataOptions& options, const FineFoodsEncoder& variant) {
+  const fs::path dir = exported_data_dir() / "fine-foods";
+  const Reviews train = read_reviews(dir / "train.tsv");
+  const Reviews test = read_reviews(dir / "test.tsv");
+  LazyEncoder encoder(variant);
+  const at::Tensor train_x = embed_split("train", train, dir, encoder);
+  const at::Tensor test_x = embed_split("test", test, dir, encoder);
+  LoadedData data = split_reviews(train_x, train, test_x, test, options);
+  data.info = info_for(variant);
   data.provenance = {{"source", dir.string()},
                      {"package", "r-cran-modeldata (small_fine_foods)"},
                      {"features", variant.features},
                      {"encoder", minilm_dir().string()},
-                     {"split", {{"train", cap(n_train)}, {"val", cap(n_val)}, {"test", cap(n_test)}}}};
+                     {"split", split_sizes(data)}};
   return data;
 }
 
-/// The reviews as WordPiece ids [N, kTextTokens] (padded with [PAD], truncated past it), split as
-/// load_variant splits the embeddings: the same reviews land in train, val and test.
+/// The reviews as WordPiece ids [N, kTextTokens] (padded with [PAD], truncated past it), in
+/// split_reviews' splits: the same reviews land in train, val and test as in the embeddings.
 LoadedData load_text(const DataOptions& options) {
   const fs::path dir = exported_data_dir() / "fine-foods";
   const Reviews train = read_reviews(dir / "train.tsv");
@@ -188,28 +199,16 @@ LoadedData load_text(const DataOptions& options) {
     }
     return out;
   };
-  const auto labels = [](const Reviews& r) { return at::tensor(r.labels, at::TensorOptions().dtype(at::kLong)); };
-  const at::Tensor train_x = ids(train), test_x = ids(test);
-  const std::int64_t n = train_x.size(0);
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(/*seed=*/20260417);  // load_variant's split
-  const at::Tensor order = at::randperm(n, generator, at::TensorOptions().dtype(at::kLong));
-  const at::Tensor x = train_x.index_select(0, order);
-  const at::Tensor y = labels(train).index_select(0, order);
-  const std::int64_t n_val = n / 10, n_train = n - n_val, n_test = test_x.size(0);
-  auto cap = [&](std::int64_t k) { return options.limit > 0 ? std::min(k, options.limit) : k; };
-  LoadedData data;
+  LoadedData data = split_reviews(ids(train), train, ids(test), test, options);
   data.info = fine_foods_text_info();
   data.info.vocab_size = tokenizer.vocab_size();
-  data.train.dataset = TensorDataset(x.narrow(0, 0, cap(n_train)), y.narrow(0, 0, cap(n_train)));
-  data.val.dataset = TensorDataset(x.narrow(0, n_train, cap(n_val)), y.narrow(0, n_train, cap(n_val)));
-  data.test.dataset = TensorDataset(test_x.narrow(0, 0, cap(n_test)), labels(test).narrow(0, 0, cap(n_test)));
   data.provenance = {{"source", dir.string()},
                      {"package", "r-cran-modeldata (small_fine_foods)"},
                      {"features", fmt::format("WordPiece token ids (all-MiniLM-L6-v2 vocabulary), {} tokens, "
                                               "[PAD]-padded; {} reviews truncated",
                                               kTextTokens, truncated)},
                      {"vocabulary", (minilm_dir() / "vocab.txt").string()},
-                     {"split", {{"train", cap(n_train)}, {"val", cap(n_val)}, {"test", cap(n_test)}}}};
+                     {"split", split_sizes(data)}};
   return data;
 }
 

@@ -4,7 +4,6 @@
 
 #include "hone/core/device.h"
 #include "hone/core/error.h"
-#include "hone/core/log.h"
 #include "hone/runtime/device_probe.h"
 #include "hone/runtime/units.h"
 
