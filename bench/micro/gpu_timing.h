@@ -52,8 +52,10 @@ inline double time_ms(const torch::Device& device, int repeats, const std::funct
 }
 
 // Median milliseconds per call of ten calls of `body` captured in one CUDA graph and replayed.
-inline double graph_time_ms(int repeats, const std::function<void(int)>& body) {
-  torch::NoGradGuard no_grad;
+// With `grad`, autograd stays on, so a body that runs backward is captured with it (a training
+// step's forward+backward as one graph).
+inline double graph_time_ms(int repeats, const std::function<void(int)>& body, bool grad = false) {
+  const at::AutoGradMode grad_mode(grad);
   const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
   torch::cuda::synchronize();
   at::cuda::CUDAGraph graph;

@@ -3,7 +3,9 @@
 // and forward+backward latency (medians of timed repeats after warm-up, CUDA events on the GPU),
 // the peak memory of forward+backward, parameters and buffers. Forward is timed twice: eager (what
 // a plain loop sees, including each call's CPU launch cost) and replayed from a CUDA graph of ten
-// calls (the GPU's own time, as `hone bench --cuda-graphs` runs a model); sketched forwards on
+// calls (the GPU's own time, as `hone bench --cuda-graphs` runs a model), and forward+backward
+// (the gradients of input, weights and bias) both eager and as one CUDA graph, as `hone train
+// --cuda-graphs` runs a training step; sketched forwards on
 // both CUDA paths (tensor-core kernels and cuBLAS) and through the nn::SketchedLinear layer, which
 // keeps its operands packed at inference (where L·k <= 64). Random tensors: timings only.
 // Inputs rotate through enough buffers to exceed the last-level cache.
@@ -94,6 +96,18 @@ int main(int argc, char** argv) {
       auto y = torch::nn::functional::linear(inputs[i % rotation], weight, bias);
       y.backward(grads[i % rotation]);
     });
+    // A training step's share of the layer: forward plus the gradients of input, weight and bias,
+    // captured as one CUDA graph (no autograd-engine or launch cost per call).
+    const double dense_train_graph = device.is_cuda()
+                                         ? graph_time_ms(
+                                               repeats,
+                                               [&](int i) {
+                                                 const auto& x = inputs[i % rotation];
+                                                 auto y = torch::nn::functional::linear(x, weight, bias);
+                                                 torch::autograd::grad({y}, {x, weight, bias}, {grads[i % rotation]});
+                                               },
+                                               /*grad=*/true)
+                                         : -1;
     const auto dense_peak = peak_bytes(device, [&] {
       auto y = torch::nn::functional::linear(inputs[0], weight, bias);
       y.backward(grads[0]);
@@ -101,9 +115,10 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"schema\": \"hone-sketch-grid/1\", \"layer\": \"dense\", \"device\": \"%s\", \"dtype\": \"%s\", "
         "\"batch\": %ld, \"in\": %ld, \"out\": %ld, \"forward_ms\": %.5f, \"forward_graph_ms\": %.5f, "
-        "\"forward_backward_ms\": %.5f, \"peak_bytes\": %ld, \"parameters\": %ld, \"buffers\": 0}\n",
+        "\"forward_backward_ms\": %.5f, \"forward_backward_graph_ms\": %.5f, \"peak_bytes\": %ld, "
+        "\"parameters\": %ld, \"buffers\": 0}\n",
         device.str().c_str(), dtype_name.c_str(), batch, size, size, dense_forward, dense_graph, dense_backward,
-        dense_peak, size * size + size);
+        dense_train_graph, dense_peak, size * size + size);
     std::fflush(stdout);
     weight = torch::Tensor();
     for (const auto terms : terms_grid)
@@ -145,6 +160,16 @@ int main(int argc, char** argv) {
           auto y = hone::ops::sketched_linear(inputs[i % rotation], s1, s2, u1, u2, bias);
           y.backward(grads[i % rotation]);
         });
+        const double backward_graph = device.is_cuda()
+                                          ? graph_time_ms(
+                                                repeats,
+                                                [&](int i) {
+                                                  const auto& x = inputs[i % rotation];
+                                                  auto y = hone::ops::sketched_linear(x, s1, s2, u1, u2, bias);
+                                                  torch::autograd::grad({y}, {x, s1, s2, bias}, {grads[i % rotation]});
+                                                },
+                                                /*grad=*/true)
+                                          : -1;
         const auto peak = peak_bytes(device, [&] {
           auto y = hone::ops::sketched_linear(inputs[0], s1, s2, u1, u2, bias);
           y.backward(grads[0]);
@@ -155,14 +180,16 @@ int main(int argc, char** argv) {
             "\"forward_ms\": %.5f, \"forward_graph_ms\": %.5f, \"tensor_cores_forward_ms\": %.5f, "
             "\"tensor_cores_forward_graph_ms\": %.5f, \"cublas_forward_ms\": %.5f, \"cublas_forward_graph_ms\": %.5f, "
             "\"layer_forward_ms\": %.5f, \"layer_forward_graph_ms\": %.5f, "
-            "\"forward_backward_ms\": %.5f, \"peak_bytes\": %ld, \"parameters\": %ld, "
-            "\"buffers\": %ld, \"dense_forward_ms\": %.5f, \"dense_forward_graph_ms\": %.5f, "
-            "\"dense_forward_backward_ms\": %.5f, \"forward_speedup\": %.3f, \"forward_graph_speedup\": %.3f, "
-            "\"forward_backward_speedup\": %.3f}\n",
+            "\"forward_backward_ms\": %.5f, \"forward_backward_graph_ms\": %.5f, \"peak_bytes\": %ld, "
+            "\"parameters\": %ld, \"buffers\": %ld, \"dense_forward_ms\": %.5f, \"dense_forward_graph_ms\": %.5f, "
+            "\"dense_forward_backward_ms\": %.5f, \"dense_forward_backward_graph_ms\": %.5f, "
+            "\"forward_speedup\": %.3f, \"forward_graph_speedup\": %.3f, \"forward_backward_speedup\": %.3f, "
+            "\"forward_backward_graph_speedup\": %.3f}\n",
             kernel.c_str(), device.str().c_str(), dtype_name.c_str(), batch, size, size, terms, rank, forward,
-            forward_graph, eager[0], graphed[0], eager[1], graphed[1], layer_eager, layer_graphed, backward, peak,
-            terms * rank * 2 * size + size, terms * rank * 2 * size, dense_forward, dense_graph, dense_backward,
-            dense_forward / forward, dense_graph / forward_graph, dense_backward / backward);
+            forward_graph, eager[0], graphed[0], eager[1], graphed[1], layer_eager, layer_graphed, backward,
+            backward_graph, peak, terms * rank * 2 * size + size, terms * rank * 2 * size, dense_forward, dense_graph,
+            dense_backward, dense_train_graph, dense_forward / forward, dense_graph / forward_graph,
+            dense_backward / backward, dense_train_graph / backward_graph);
         std::fflush(stdout);
       }
   }

@@ -70,6 +70,7 @@ class PeerSpec:
     fused: bool = False  # AdamW(fused=True)
     cuda_graph: bool = False  # the whole step captured once, replayed
     cuda_only: bool = False
+    channels_last: bool = False  # model.to(memory_format=torch.channels_last) and NHWC inputs
 
 
 PEERS: dict[str, PeerSpec] = {
@@ -77,6 +78,8 @@ PEERS: dict[str, PeerSpec] = {
     "eager-tf32": PeerSpec("tf32", cuda_only=True),
     "eager-bf16": PeerSpec("bf16"),
     "eager-bf16-fused": PeerSpec("bf16", fused=True),
+    "eager-fp32-cl": PeerSpec("fp32", channels_last=True),
+    "eager-bf16-cl": PeerSpec("bf16", channels_last=True),
     "compile-fp32": PeerSpec("fp32", compiled=True, fused=True),
     "compile-bf16": PeerSpec("bf16", compiled=True, fused=True),
     "cuda-graph-bf16": PeerSpec("bf16", cuda_graph=True, cuda_only=True),
@@ -84,7 +87,8 @@ PEERS: dict[str, PeerSpec] = {
 DEFAULT_PEERS = {"cpu": "eager-fp32,compile-fp32", "cuda": ",".join(PEERS)}
 # hone variant -> the extra `hone bench` flag and the JSON field that must then be true.
 HONE_VARIANTS = {"hone": (None, None), "hone-graphs": ("--cuda-graphs", "cuda_graphs"),
-                 "hone-ckpt": ("--checkpoint-activations", "checkpoint_activations")}
+                 "hone-ckpt": ("--checkpoint-activations", "checkpoint_activations"),
+                 "hone-cl": ("--channels-last", "channels_last")}
 FORECASTERS = ("lstm", "attention")  # the rest of the zoo: classifiers, except minilm (an encoder)
 
 
@@ -163,10 +167,14 @@ def build_step(spec: PeerSpec, model_name: str, batch: int, args: argparse.Names
     """A fresh seeded model and AdamW, and the step to time; prep info (first compiled step, capture)."""
     device = args.torch_device
     model = zoo.build(model_name).to(device).train()
+    if spec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, fused=spec.fused or None,
                                   capturable=spec.cuda_graph)
     forward = torch.compile(model, dynamic=False) if spec.compiled else model
     x, target = make_batch(model_name, batch, args.seq_len, device)
+    if spec.channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
     kind = loss_kind(model_name)
 
     def forward_backward_update() -> None:
@@ -292,7 +300,7 @@ def same_work_problems(report: dict, expected: dict[str, Any]) -> list[str]:
         problems.append(f"hone ran on {report.get('device')!r}, the peers on {expected['device_type']}")
     if "adamw" not in str(report.get("optimizer", "")).lower():
         problems.append(f"hone's optimizer is {report.get('optimizer')!r}, the peers' AdamW")
-    for field in ("cuda_graphs", "checkpoint_activations"):
+    for field in ("cuda_graphs", "checkpoint_activations", "channels_last"):
         if bool(report.get(field)) != (field == expected["variant_field"]):
             problems.append(f"hone reports {field}={report.get(field)} for this variant")
     return problems

@@ -71,8 +71,10 @@ TimedTarget load_timed_target(const std::string& name, const TrainBenchOptions& 
   model.train();
   for (auto& p : model.parameters()) p.requires_grad_(true);
   if (options.checkpoint_activations) train::enable_activation_checkpointing(model);
+  if (options.channels_last) runtime::to_channels_last(model);
   timed.loss = timed_loss(timed.target, device);
   timed.settings.device = device;
+  timed.settings.channels_last = options.channels_last;
   return timed;
 }
 
@@ -103,6 +105,7 @@ TrainBenchReport bench_train_step(const std::string& target, const TrainBenchOpt
   report.optimizer = options.optimizer;
   report.checkpoint_activations = options.checkpoint_activations;
   report.cuda_graphs = options.cuda_graphs;
+  report.channels_last = options.channels_last;
   report.parameters = models::count_parameters(model);
   report.input_kind = t.info.vocab_size > 0 ? "random token ids (timing only)" : "random normal (timing only)";
   report.loss = loss.description;
@@ -216,6 +219,7 @@ nlohmann::json TrainBenchReport::to_json() const {
           {"optimizer", optimizer},
           {"checkpoint_activations", checkpoint_activations},
           {"cuda_graphs", cuda_graphs},
+          {"channels_last", channels_last},
           {"parameters", parameters},
           {"input_kind", input_kind},
           {"loss", loss},
@@ -224,9 +228,10 @@ nlohmann::json TrainBenchReport::to_json() const {
 }
 
 std::string TrainBenchReport::to_text() const {
-  std::string text = fmt::format("{} ({}) training step on {}, {}, {}{}{}, {} threads\n", target, architecture, device,
-                                 precision, optimizer, checkpoint_activations ? ", activation checkpointing" : "",
-                                 cuda_graphs ? ", CUDA graph" : "", threads);
+  std::string text =
+      fmt::format("{} ({}) training step on {}, {}, {}{}{}{}, {} threads\n", target, architecture, device, precision,
+                  optimizer, checkpoint_activations ? ", activation checkpointing" : "",
+                  cuda_graphs ? ", CUDA graph" : "", channels_last ? ", channels-last" : "", threads);
   text += fmt::format("inputs: {}; loss: {}\n", input_kind, loss);
   text += fmt::format("{:>7} {:>10} {:>10} {:>10} {:>12} {:>12}\n", "batch", "p50 ms", "p90 ms", "p99 ms", "samples/s",
                       "peak mem");

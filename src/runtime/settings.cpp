@@ -40,12 +40,18 @@ void prepare_model(models::Model& model, const RunSettings& settings) {
       if (c10::isFloatingType(b.scalar_type())) b.set_data(b.to(settings.dtype));
   }
   for (auto& p : model.parameters()) p.requires_grad_(false);  // inference: no autograd, no autocast cache
-  if (settings.channels_last) {
-    for (auto& p : model.parameters())
-      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-    for (auto& b : model.buffers())
-      if (b.dim() == 4) b.set_data(b.contiguous(at::MemoryFormat::ChannelsLast));
-  }
+  if (settings.channels_last) to_channels_last(model);
+}
+
+void to_channels_last(models::Model& model) {
+  for (auto& p : model.parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  for (auto& b : model.buffers())
+    if (b.dim() == 4) b.set_data(b.contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+at::Tensor channels_last_input(const at::Tensor& x) {
+  return x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
 }
 
 at::Tensor make_random_input(const data::DatasetInfo& info, std::int64_t batch, const RunSettings& settings) {
@@ -57,8 +63,7 @@ at::Tensor make_random_input(const data::DatasetInfo& info, std::int64_t batch, 
     return torch::randint(low, info.vocab_size, shape, at::TensorOptions().dtype(at::kLong).device(settings.device));
   }
   auto x = torch::randn(shape, at::TensorOptions().dtype(settings.dtype).device(settings.device));
-  if (settings.channels_last && x.dim() == 4) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  return x;
+  return settings.channels_last ? channels_last_input(x) : x;
 }
 
 AutocastScope::AutocastScope(const RunSettings& settings) : active_(settings.amp) {

@@ -10,14 +10,16 @@ namespace hone::train {
 
 const std::vector<TrainPreset>& train_presets() {
   static const std::vector<TrainPreset> presets{
-      {"fast-gpu", "CUDA, bf16 autocast, the whole step as one CUDA graph: the shortest step time"},
+      {"fast-gpu",
+       "CUDA, bf16 autocast, the whole step as one CUDA graph, channels-last conv weights: the shortest step "
+       "time"},
       {"low-memory",
        "activation checkpointing, bf16 where the device has it, batch 32 x accumulate 4: the smallest "
        "peak memory for the default effective batch of 128"},
       {"cpu", "the CPU, bf16 where the CPU has AVX512-BF16/AMX (else fp32), 2 loader workers"},
       {"throughput",
-       "CUDA, bf16, CUDA graphs, batch 512 with the rate scaled by sqrt(4) and a 50-step warmup: the "
-       "most samples per second"},
+       "CUDA, bf16, CUDA graphs, channels-last, batch 512 with the rate scaled by sqrt(4) and a 50-step "
+       "warmup: the most samples per second"},
   };
   return presets;
 }
@@ -35,6 +37,7 @@ std::vector<std::string> apply_preset(TrainOptions& o, const std::string& name,
     set("device", o.device, std::string("cuda"));
     set("precision", o.precision, std::string("bf16"));
     set("cuda_graphs", o.cuda_graphs, true);
+    set("channels_last", o.channels_last, true);  // conv nets: 1.6-2x per step on the H200; others: no-op
     set("accumulate", o.accumulate, std::int64_t{1});
     if (name == "throughput") {
       set("batch_size", o.batch_size, std::int64_t{512});

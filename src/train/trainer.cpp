@@ -5,6 +5,7 @@
 #include <torch/nn/functional/loss.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -14,6 +15,7 @@
 #include "hone/core/progress.h"
 #include "hone/models/registry.h"
 #include "hone/run/checkpoint.h"
+#include "hone/runtime/settings.h"
 #include "hone/train/activation_checkpoint.h"
 #include "hone/train/evaluate.h"
 #include "hone/train/grad_scaler.h"
@@ -48,9 +50,11 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"precision", o.precision},
           {"checkpoint_activations", o.checkpoint_activations},
           {"cuda_graphs", o.cuda_graphs},
+          {"channels_last", o.channels_last},
           {"init", o.init},
           {"pretrained_lr_scale", o.pretrained_lr_scale},
           {"deterministic", o.deterministic},
+          {"autotune", o.autotune && !o.deterministic},
           {"seed", o.seed},
           {"device", o.device},
           {"workers", o.workers},
@@ -88,12 +92,13 @@ void validate(const TrainOptions& o) {
   }
 }
 
-/// cuDNN autotuning for static shapes by default; deterministic algorithms on request.
-void set_determinism(bool deterministic) {
+/// cuDNN autotuning for static shapes by default (its search costs seconds at the start of a run
+/// and pays in long ones); deterministic algorithms on request, which turn it off.
+void set_determinism(bool deterministic, bool autotune) {
   auto& context = at::globalContext();
   context.setDeterministicAlgorithms(deterministic, /*warn_only=*/false);
   context.setDeterministicCuDNN(deterministic);
-  context.setBenchmarkCuDNN(!deterministic);
+  context.setBenchmarkCuDNN(autotune && !deterministic);
 }
 
 /// Loss values reach the host only when the progress bar refreshes (every 0.5 s) and at the end
@@ -130,13 +135,21 @@ TrainingSetup prepare_training(const TrainOptions& options) {
   setup.precision = parse_precision(options.precision);
   check_precision_supported(setup.precision, setup.device);
   seed_everything(options.seed);
-  set_determinism(options.deterministic);
+  set_determinism(options.deterministic, options.autotune);
   setup.data = data::load_dataset(options.data, options.data_options);
+  seed_everything(options.seed);  // again: the initial weights depend on the seed alone (initial_model)
   setup.model = models::make_model(options.model, setup.data.info, options.model_overrides);
   const auto pretrained = initialize_weights(*setup.model, options.init);
   setup.init = pretrained ? pretrained->source : "random";
   setup.model->to(setup.device);
   if (options.checkpoint_activations) enable_activation_checkpointing(*setup.model);
+  if (options.channels_last) {
+    const auto params = setup.model->parameters();
+    if (std::none_of(params.begin(), params.end(), [](const at::Tensor& p) { return p.dim() == 4; }))
+      log_info("--channels-last: {} has no 4-D (convolution) weights; the memory format changes nothing",
+               options.model);
+    runtime::to_channels_last(*setup.model);
+  }
 
   ParamGroupOptions grouping;
   grouping.weight_decay = options.weight_decay;
@@ -156,8 +169,25 @@ TrainingSetup prepare_training(const TrainOptions& options) {
   setup.loss = [classification](const at::Tensor& out, const at::Tensor& y) {
     return classification ? torch::nn::functional::cross_entropy(out, y) : torch::nn::functional::mse_loss(out, y);
   };
-  setup.forward = [model = setup.model](const at::Tensor& x) { return model->forward(x); };
+  if (options.channels_last)
+    setup.forward = [model = setup.model](const at::Tensor& x) {
+      return model->forward(runtime::channels_last_input(x));
+    };
+  else
+    setup.forward = [model = setup.model](const at::Tensor& x) { return model->forward(x); };
   return setup;
+}
+
+models::ModelPtr initial_model(const run::RunConfig& config, std::uint64_t seed_offset) {
+  const auto& o = config.train_options;
+  HONE_CHECK(o.is_object() && o.contains("seed"),
+             "the run's config records no training seed: it was not made by hone train");
+  seed_everything(o.at("seed").get<std::uint64_t>() + seed_offset);
+  models::ModelPtr model = models::make_model(config.architecture, config.model_config);
+  const std::string init = o.value("init", std::string("auto"));
+  if (seed_offset == 0 && o.value("initial_weights", std::string("random")) != "random")
+    initialize_weights(*model, init);
+  return model;
 }
 
 TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {

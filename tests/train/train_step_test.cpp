@@ -10,6 +10,8 @@
 
 #include "hone/core/error.h"
 #include "hone/models/mlp.h"
+#include "hone/models/registry.h"
+#include "hone/runtime/settings.h"
 #include "support/relative_error.h"
 #include "support/tolerances.h"
 
@@ -58,6 +60,48 @@ TEST(TrainStepTest, FourMicroBatchesEqualOneLargeBatch) {
   for (std::size_t i = 0; i < a->parameters().size(); ++i)
     EXPECT_LT(relative_error(b->parameters()[i].detach(), a->parameters()[i].detach()), kFp32Reordered.relative);
   EXPECT_NEAR(accumulated.take_loss_sum(), large.take_loss_sum(), 1e-5);
+}
+
+TEST(TrainStepTest, ChannelsLastStepsEqualContiguousSteps) {
+  // The same ResNet trained three AdamW steps in NCHW and in NHWC (conv weights and inputs): the
+  // memory format changes the kernels' summation order, never the result beyond reordering.
+  const nlohmann::json config{
+      {"in_channels", 2}, {"num_classes", 4}, {"widths", {8, 16}}, {"blocks_per_stage", 1}, {"dropout", 0.0}};
+  torch::manual_seed(4);
+  auto plain = models::make_model("cnn", config);
+  auto nhwc = models::make_model("cnn", config);
+  {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < plain->parameters().size(); ++i) nhwc->parameters()[i].copy_(plain->parameters()[i]);
+  }
+  runtime::to_channels_last(*nhwc);
+  int converted = 0;
+  for (const auto& p : nhwc->parameters()) {
+    if (p.dim() != 4) continue;
+    EXPECT_TRUE(p.is_contiguous(at::MemoryFormat::ChannelsLast));
+    if (p.size(2) * p.size(3) == 1) continue;  // a 1x1 conv's weight is both layouts at once
+    EXPECT_FALSE(p.is_contiguous()) << "a 3x3 conv weight in NHWC is not NCHW-contiguous";
+    ++converted;
+  }
+  EXPECT_GE(converted, 4);
+  const at::Tensor x = torch::randn({6, 2, 10, 10});
+  const at::Tensor y = torch::randint(0, 4, {6});
+  auto opt_plain = make_optimizer({}, make_param_groups(*plain, {}));
+  auto opt_nhwc = make_optimizer({}, make_param_groups(*nhwc, {}));
+  GradScaler off_a(false, c10::kCPU), off_b(false, c10::kCPU);
+  TrainStep a([&](const at::Tensor& in) { return plain->forward(in); }, kCrossEntropy, *opt_plain, off_a,
+              Precision::kFp32, 1.0, c10::kCPU);
+  TrainStep b([&](const at::Tensor& in) { return nhwc->forward(runtime::channels_last_input(in)); }, kCrossEntropy,
+              *opt_nhwc, off_b, Precision::kFp32, 1.0, c10::kCPU);
+  const at::Tensor lr = torch::full({}, 1e-2f);
+  for (int step = 0; step < 3; ++step) {
+    a.run({{x, y}}, lr);
+    b.run({{x, y}}, lr);
+  }
+  for (std::size_t i = 0; i < plain->parameters().size(); ++i)
+    EXPECT_LT(relative_error(nhwc->parameters()[i].detach(), plain->parameters()[i].detach()), kFp32Reordered.relative)
+        << "parameter " << i;
+  EXPECT_NEAR(b.take_loss_sum(), a.take_loss_sum(), 1e-4);
 }
 
 TEST(TrainStepTest, ClippingMatchesTorchClipGradNorm) {

@@ -134,6 +134,7 @@ TEST(PresetTest, PresetsSetWhatWasNotGivenAndSayWhat) {
   const auto made = apply_preset(o, "fast-gpu", {"precision"});
   EXPECT_EQ(o.precision, "fp32") << "an explicit --precision wins";
   EXPECT_TRUE(o.cuda_graphs);
+  EXPECT_TRUE(o.channels_last);
   EXPECT_NE(std::find(made.begin(), made.end(), "cuda_graphs=true"), made.end());
   EXPECT_EQ(std::find(made.begin(), made.end(), "precision=bf16"), made.end());
 

@@ -49,6 +49,7 @@ void run_bench(BenchCommand& cmd) {
     t.warmup = cmd.options.warmup;
     t.iterations = cmd.options.iterations;
     t.cuda_graphs = cmd.options.cuda_graphs;
+    t.channels_last = cmd.options.channels_last;
     t.seq_len = cmd.options.seq_len;
     if (cmd.find_batch) {
       if (cmd.memory_budget.empty()) fail_usage("--find-batch needs --memory-budget, e.g. --memory-budget 8GiB");

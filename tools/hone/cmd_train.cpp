@@ -29,6 +29,7 @@ struct TrainCommand {
   bool json = false;
   bool quiet = false;
   bool no_decay_norms_biases = false;
+  bool no_autotune = false;
   int threads = 0;
   std::string preset;
   bool lr_find = false;
@@ -56,6 +57,7 @@ void run_lr_find(TrainCommand& cmd) {
 void run_train(TrainCommand& cmd) {
   apply_threads(cmd.threads);
   train::TrainOptions& o = cmd.options;
+  o.autotune = !cmd.no_autotune;
   if (!cmd.preset.empty()) {
     const auto made = train::apply_preset(o, cmd.preset, cmd.explicit_options);
     if (!cmd.json && !cmd.quiet)
@@ -175,8 +177,10 @@ void register_train(CLI::App& root) {
   add_flag(*app, flags::kNoDecayNormsBiases, cmd->no_decay_norms_biases);
   add_flag(*app, flags::kGradClip, o.grad_clip);
   add_flag(*app, flags::kDeterministic, o.deterministic);
+  add_flag(*app, flags::kNoAutotune, cmd->no_autotune);
   add_flag(*app, flags::kCheckpointActivations, o.checkpoint_activations);
   add_flag(*app, flags::kCudaGraphs, o.cuda_graphs);
+  add_flag(*app, flags::kChannelsLast, o.channels_last);
   add_flag(*app, flags::kPreset, cmd->preset)->check(CLI::IsMember({"fast-gpu", "low-memory", "cpu", "throughput"}));
   add_flag(*app, flags::kInit, o.init)->check(CLI::IsMember({"auto", "pretrained", "random"}));
   add_flag(*app, flags::kPretrainedLrScale, o.pretrained_lr_scale);

@@ -27,7 +27,8 @@ struct TrainBenchOptions {
   std::string precision = "fp32";  ///< fp32, tf32, bf16, fp16
   std::string optimizer = "adamw";
   bool checkpoint_activations = false;
-  bool cuda_graphs = false;  ///< capture the whole step once, time its replays
+  bool cuda_graphs = false;    ///< capture the whole step once, time its replays
+  bool channels_last = false;  ///< conv weights and the random 4-D inputs in NHWC
   std::int64_t seq_len = 128;
 };
 
@@ -40,7 +41,7 @@ struct TrainBatchResult {
 
 struct TrainBenchReport {
   std::string target, architecture, device, precision, optimizer;
-  bool checkpoint_activations = false, cuda_graphs = false;
+  bool checkpoint_activations = false, cuda_graphs = false, channels_last = false;
   std::int64_t parameters = 0;
   std::string input_kind;
   std::string loss;  ///< what the timed loss is (cross-entropy on random labels, ...)

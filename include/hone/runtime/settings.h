@@ -34,6 +34,14 @@ RunSettings make_run_settings(const std::string& device, const std::string& dtyp
 /// Eval mode, no gradients, moved to the device and dtype, channels-last when asked.
 void prepare_model(models::Model& model, const RunSettings& settings);
 
+/// Every 4-D parameter and buffer (conv weights) in NHWC memory format, in place (set_data: the
+/// optimizer, if one exists, must be made after). cuDNN's tensor-core and oneDNN's blocked
+/// convolutions run NHWC natively; an NCHW conv net pays layout transposes in every layer.
+void to_channels_last(models::Model& model);
+
+/// `x` in NHWC when it is 4-D, else `x` itself.
+at::Tensor channels_last_input(const at::Tensor& x);
+
 /// A random batch of `batch` samples of `info`'s shape: normal floats in the settings' dtype, or
 /// token ids in [1000, vocab) (never padding) for text models. Timing only.
 at::Tensor make_random_input(const data::DatasetInfo& info, std::int64_t batch, const RunSettings& settings);

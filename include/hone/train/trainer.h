@@ -47,11 +47,13 @@ struct TrainOptions {
   std::string precision = "fp32";       ///< fp32, tf32, bf16, fp16 (fp16: dynamic loss scaling)
   bool checkpoint_activations = false;  ///< recompute each block's activations in backward
   bool cuda_graphs = false;             ///< CUDA: capture the whole step once and replay it (accumulate 1)
+  bool channels_last = false;           ///< conv weights and 4-D inputs in NHWC (cuDNN/oneDNN's native layout)
   /// Initial weights: "auto" (pretrained where hone has published weights for the architecture —
   /// minilm: all-MiniLM-L6-v2 — else random), "pretrained" (an error where there are none), "random".
   std::string init = "auto";
   double pretrained_lr_scale = 0.05;  ///< pretrained parameters train at lr × this (a new head at lr)
   bool deterministic = false;         ///< deterministic algorithms (cuDNN benchmark off)
+  bool autotune = true;               ///< cuDNN benchmark mode: time every conv algorithm per shape once
   std::uint64_t seed = 0;
   std::string device = "cpu";
   std::int64_t workers = 2;  ///< torch::data loader threads (CPU)
@@ -92,5 +94,11 @@ struct TrainingSetup {
 
 /// Validates the options (hone::UsageError naming the option), seeds, loads the data and builds.
 TrainingSetup prepare_training(const TrainOptions& options);
+
+/// The model a run started from, rebuilt: its architecture and full config, seeded with the run's
+/// seed right before construction and given the pretrained weights where the run started from
+/// them — exactly prepare_training's initial weights (what lottery-ticket rewinding goes back to).
+/// `seed_offset` != 0 draws another random initialization of the same model (the control).
+models::ModelPtr initial_model(const run::RunConfig& config, std::uint64_t seed_offset = 0);
 
 }  // namespace hone::train
