@@ -21,6 +21,7 @@
 #include "hone/runtime/target.h"
 #include "hone/runtime/units.h"
 #include "hone/train/evaluate.h"
+#include "hone/train/trainer.h"
 
 namespace hone::compress {
 namespace fs = std::filesystem;
@@ -193,7 +194,19 @@ CompressReport compress_model(const CompressOptions& options) {
     context.validation_score = [val, task](models::Model& m) {
       return train::evaluate(m, *val, task, "val", c10::kCPU).score();
     };
+    context.data = &*data;
+    context.initial_model = [config = source.config](std::uint64_t seed_offset) {
+      auto initial = train::initial_model(config, seed_offset);
+      initial->eval();
+      return initial;
+    };
   }
+  context.train_device = device;
+  context.load_model = [source_name = options.source](const std::string& name) {
+    auto loaded = load_source_model(name == "source" ? source_name : name);
+    loaded->eval();
+    return loaded;
+  };
   for (const auto& [name, pass_options] : options.recipe.passes) {
     log_info("pass {}", name);
     const auto& entry = find_pass(name);
@@ -223,7 +236,7 @@ CompressReport compress_model(const CompressOptions& options) {
                                      {"source", options.source},  {"recipe", options.recipe.to_json()},
                                      {"edits", editor.edits()},   {"passes", passes}};
     write_file_atomic(temp / "compress.json", manifest.dump(2) + "\n");
-    run::save_weights(temp / "model.safetensors", *model, {{"hone_compress", "1"}});
+    run::save_weights(temp / "model.safetensors", *model, {{"hone_compress", "1"}}, run::WeightStorage::kSparse);
     if (fs::exists(output, ec)) {
       const fs::path old = output.parent_path() / (temp.filename().string() + ".old");
       fs::rename(output, old);

@@ -16,6 +16,11 @@ PassEntry prune_structured_entry();
 PassEntry lowrank_svd_entry();
 PassEntry prune_magnitude_entry();
 PassEntry prune_semi_structured_entry();
+// passes that train
+PassEntry distill_entry();
+PassEntry prune_gradual_entry();
+PassEntry qat_entry();
+PassEntry lottery_ticket_entry();
 // sketched layers
 PassEntry sketch_entry();
 

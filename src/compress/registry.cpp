@@ -18,6 +18,9 @@ const std::vector<PassEntry>& pass_registry() {
       // pruning and low-rank passes
       prune_structured_entry(),  // shrinks tensors while batch norms still scale channels
       lowrank_svd_entry(),
+      distill_entry(),                // trains the shrunk float model against the source while batch norms still train
+      prune_gradual_entry(),          // trains too: before folding and quantization
+      lottery_ticket_entry(),         // rewinds to the run's initial weights: on the source's own shapes
       fuse_conv_bn_entry(),           // folds BN before quantization sees the conv
       sketch_entry(),                 // after folding (a BatchNorm is folded into the conv before it is
                                       // sketched), before quantization
@@ -26,6 +29,7 @@ const std::vector<PassEntry>& pass_registry() {
       // quantization passes
       quant_float_entry(),
       quant_int8_static_entry(),
+      qat_entry(),  // the int8 static layers, trained for: after folding, like quant_int8_static
       quant_int8_dynamic_entry(),
       quant_weight_only_entry(),
       // last: fused conv/linear + ReLU layers are no longer the plain Conv2d / Linear that the

@@ -81,16 +81,108 @@ RunConfig load_run_config(const fs::path& run_dir) {
   return run_config_from_json(read_json_file(path), path.string());
 }
 
+namespace {
+
+constexpr const char* kSparseKey = "hone_sparse";
+
+/// bool [n] -> uint8 [ceil(n / 8)], element i in bit (i % 8) of byte i / 8.
+at::Tensor pack_bits(const at::Tensor& mask) {
+  const std::int64_t n = mask.numel(), bytes = (n + 7) / 8;
+  const at::Tensor padded = at::constant_pad_nd(mask.reshape({-1}).to(at::kByte), {0, bytes * 8 - n}, 0);
+  const at::Tensor weights = at::tensor({1, 2, 4, 8, 16, 32, 64, 128}, at::TensorOptions().dtype(at::kByte));
+  return (padded.view({bytes, 8}) * weights).sum(1).to(at::kByte);
+}
+
+at::Tensor unpack_bits(const at::Tensor& bytes, std::int64_t n) {
+  const at::Tensor shifts = at::arange(8, at::TensorOptions().dtype(at::kByte));
+  return bytes.unsqueeze(1).bitwise_right_shift(shifts).bitwise_and(1).reshape({-1}).narrow(0, 0, n).to(at::kBool);
+}
+
+bool store_sparse(const at::Tensor& t) {
+  if (!t.is_floating_point() || t.numel() < 256) return false;
+  return t.numel() - t.count_nonzero().item<std::int64_t>() >= (t.numel() + 1) / 2;
+}
+
+/// The sparse entries of a file back to dense tensors, checked against each other.
+void densify(const fs::path& path, io::SafetensorsContents& contents) {
+  const auto it = contents.metadata.find(kSparseKey);
+  if (it == contents.metadata.end()) return;
+  nlohmann::json shapes;
+  try {
+    shapes = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail("{}: metadata '{}' is not valid JSON: {}", path.string(), kSparseKey, e.what());
+  }
+  HONE_CHECK(shapes.is_object(), "{}: metadata '{}' must be an object of shapes", path.string(), kSparseKey);
+  std::map<std::string, at::Tensor> by_name;
+  for (auto& [name, tensor] : contents.tensors) by_name[name] = tensor;
+  io::NamedTensors dense;
+  std::set<std::string> consumed;
+  for (const auto& item : shapes.items()) {
+    const std::string& name = item.key();
+    const auto values = by_name.find(name + "::values");
+    const auto mask = by_name.find(name + "::mask");
+    HONE_CHECK(values != by_name.end() && mask != by_name.end(),
+               "{}: sparse tensor '{}' lacks its '::values' or '::mask' entry", path.string(), name);
+    std::vector<std::int64_t> shape;
+    try {
+      shape = item.value().get<std::vector<std::int64_t>>();
+    } catch (const nlohmann::json::exception&) {
+      fail("{}: sparse tensor '{}' has no valid shape in '{}'", path.string(), name, kSparseKey);
+    }
+    std::int64_t n = 1;
+    for (const auto d : shape) {
+      HONE_CHECK(d >= 0, "{}: sparse tensor '{}' has a negative dimension", path.string(), name);
+      n *= d;
+    }
+    HONE_CHECK(
+        mask->second.scalar_type() == at::kByte && mask->second.dim() == 1 && mask->second.numel() == (n + 7) / 8,
+        "{}: sparse tensor '{}': the mask must be {} bytes (uint8) for {} elements", path.string(), name, (n + 7) / 8,
+        n);
+    const at::Tensor bits = unpack_bits(mask->second, n);
+    const std::int64_t kept = bits.sum().item<std::int64_t>();
+    HONE_CHECK(values->second.dim() == 1 && values->second.numel() == kept,
+               "{}: sparse tensor '{}': the mask keeps {} values but {} are stored", path.string(), name, kept,
+               values->second.numel());
+    at::Tensor out = at::zeros({n}, values->second.options());
+    out.masked_scatter_(bits, values->second);
+    dense.emplace_back(name, out.view(shape));
+    consumed.insert(name + "::values");
+    consumed.insert(name + "::mask");
+  }
+  for (auto& [name, tensor] : contents.tensors)
+    if (!consumed.count(name)) dense.emplace_back(name, tensor);
+  contents.tensors = std::move(dense);
+}
+
+}  // namespace
+
 void save_weights(const fs::path& path, const torch::nn::Module& module,
-                  const std::map<std::string, std::string>& metadata) {
+                  const std::map<std::string, std::string>& metadata, WeightStorage storage) {
   io::NamedTensors tensors;
-  for (const auto& item : module.named_parameters()) tensors.emplace_back(item.key(), item.value().detach());
-  for (const auto& item : module.named_buffers()) tensors.emplace_back(item.key(), item.value().detach());
-  io::save_safetensors(path, tensors, metadata);
+  nlohmann::json sparse = nlohmann::json::object();
+  auto add = [&](const std::string& name, const at::Tensor& value) {
+    const at::Tensor t = value.detach();
+    if (storage == WeightStorage::kSparse && store_sparse(t)) {
+      const at::Tensor flat = t.to(at::kCPU).contiguous().reshape({-1});
+      const at::Tensor mask = flat.ne(0);
+      tensors.emplace_back(name + "::values", flat.masked_select(mask));
+      tensors.emplace_back(name + "::mask", pack_bits(mask));
+      sparse[name] = t.sizes().vec();
+      return;
+    }
+    tensors.emplace_back(name, t);
+  };
+  for (const auto& item : module.named_parameters()) add(item.key(), item.value());
+  for (const auto& item : module.named_buffers()) add(item.key(), item.value());
+  auto meta = metadata;
+  if (!sparse.empty()) meta[kSparseKey] = sparse.dump();
+  io::save_safetensors(path, tensors, meta);
 }
 
 std::map<std::string, std::string> load_weights(const fs::path& path, torch::nn::Module& module) {
-  const io::SafetensorsContents contents = io::load_safetensors(path);
+  io::SafetensorsContents contents = io::load_safetensors(path);
+  densify(path, contents);
   std::map<std::string, const at::Tensor*> by_name;
   for (const auto& [name, tensor] : contents.tensors) by_name[name] = &tensor;
   std::set<std::string> used;

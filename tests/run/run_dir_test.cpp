@@ -6,6 +6,7 @@
 
 #include "hone/core/error.h"
 #include "hone/core/fs.h"
+#include "hone/io/safetensors.h"
 #include "hone/models/mlp.h"
 #include "hone/models/resnet_cnn.h"
 #include "support/temp_dir.h"
@@ -22,6 +23,41 @@ std::shared_ptr<models::Mlp> small_mlp(std::int64_t hidden = 7) {
   c.out_features = 3;
   c.dropout = 0;
   return std::make_shared<models::Mlp>(c);
+}
+
+TEST(RunDirTest, SparseStorageShrinksAMostlyZeroModelAndRestoresItExactly) {
+  testing::TempDir dir;
+  torch::manual_seed(3);
+  auto a = small_mlp(200);  // fc weights [200, 5] and [3, 200]: 1000 and 600 values
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : a->parameters())
+      if (p.dim() == 2) p.mul_(torch::rand(p.sizes()).lt(0.1).to(p.dtype()));  // ~90 % zeros
+  }
+  save_weights(dir / "dense.safetensors", *a, {}, WeightStorage::kDense);
+  const auto metadata = std::map<std::string, std::string>{{"note", "sparse"}};
+  save_weights(dir / "sparse.safetensors", *a, metadata, WeightStorage::kSparse);
+  const auto dense_bytes = std::filesystem::file_size(dir / "dense.safetensors");
+  const auto sparse_bytes = std::filesystem::file_size(dir / "sparse.safetensors");
+  EXPECT_LT(static_cast<double>(sparse_bytes), 0.7 * static_cast<double>(dense_bytes))
+      << dense_bytes << " -> " << sparse_bytes;
+  auto b = small_mlp(200);
+  EXPECT_EQ(load_weights(dir / "sparse.safetensors", *b).at("note"), "sparse");
+  for (std::size_t i = 0; i < a->parameters().size(); ++i)
+    EXPECT_TRUE(torch::equal(a->parameters()[i], b->parameters()[i])) << "parameter " << i;
+
+  // A file whose mask keeps more values than it stores is refused, naming the tensor.
+  const auto bits = torch::full({125}, 255, torch::kByte);  // 1000 bits set
+  io::save_safetensors(dir / "lying.safetensors",
+                       {{"net.0.weight::values", torch::ones({10})}, {"net.0.weight::mask", bits}},
+                       {{"hone_sparse", R"({"net.0.weight": [200, 5]})"}});
+  try {
+    load_weights(dir / "lying.safetensors", *b);
+    ADD_FAILURE() << "a lying sparse tensor loaded";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("net.0.weight"));
+    EXPECT_THAT(e.what(), HasSubstr("keeps 1000 values but 10 are stored"));
+  }
 }
 
 TEST(RunDirTest, WeightsRoundTripIncludingBuffers) {

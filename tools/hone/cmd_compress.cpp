@@ -102,6 +102,8 @@ void register_compress(CLI::App& root) {
       "  hone compress minilm --device cuda --quant int4-weight-only -o runs/minilm-int4\n"
       "  hone compress minilm --device cuda --quant bf16 --prune 2:4 -o runs/minilm-24\n"
       "  hone compress runs/cnn --recipe recipe.json -o runs/cnn-small\n"
+      "  hone compress runs/cnn --recipe docs/recipes/cnn-distill-prune-qat.json -o runs/cnn-kd   # trains: prune, "
+      "distill, fold, QAT\n"
       "  hone compress --list-passes\n");
   add_flag(*app, flags::kTarget, cmd->target);
   add_flag(*app, flags::kOut, cmd->out);

@@ -19,6 +19,10 @@
 #include "hone/compress/editor.h"
 #include "hone/models/model.h"
 
+namespace hone::data {
+struct LoadedData;
+}
+
 namespace hone::compress {
 
 /// One option of a pass, for validation and --help.
@@ -72,6 +76,17 @@ struct PassContext {
   std::function<double(models::Model&)> validation_score;
   /// Records every structural change.
   ModelEditor* editor = nullptr;
+  /// The run's splits with their targets, for passes that train (distill, prune_gradual); null
+  /// when the model has no dataset (a zoo name).
+  const data::LoadedData* data = nullptr;
+  /// Where passes that train run (compress's --device); they hand the model back on the CPU.
+  c10::Device train_device{c10::kCPU};
+  /// A fresh, unmodified model by name, in eval mode on the CPU: "source" (the model being
+  /// compressed, as it was before any pass), a run directory or a zoo name. Teachers come from here.
+  std::function<models::ModelPtr(const std::string& name)> load_model;
+  /// The source run's initial weights, before it was trained (train::initial_model), in eval mode
+  /// on the CPU; `seed_offset` != 0 draws another random initialization. Null for a zoo name.
+  std::function<models::ModelPtr(std::uint64_t seed_offset)> initial_model;
 };
 
 class Pass {

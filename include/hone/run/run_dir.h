@@ -44,9 +44,17 @@ RunConfig run_config_from_json(const nlohmann::json& j, const std::string& sourc
 void save_run_config(const std::filesystem::path& run_dir, const RunConfig& config);
 RunConfig load_run_config(const std::filesystem::path& run_dir);
 
+/// How save_weights stores tensors. kSparse: a floating tensor of at least 256 values that is at
+/// least half exact zeros is written as its non-zero values plus a bitmask (`NAME::values`,
+/// `NAME::mask`, one bit per element, LSB first; the shape in the metadata key "hone_sparse"), so a
+/// pruned model's file really shrinks: 90 % zeros in fp32 take 0.525 of the dense bytes. Every
+/// other tensor is written as it is. load_weights restores both forms to dense tensors.
+enum class WeightStorage { kDense, kSparse };
+
 /// Parameters and buffers of `module` (as named by named_parameters/named_buffers) -> safetensors.
 void save_weights(const std::filesystem::path& path, const torch::nn::Module& module,
-                  const std::map<std::string, std::string>& metadata = {});
+                  const std::map<std::string, std::string>& metadata = {},
+                  WeightStorage storage = WeightStorage::kDense);
 /// Strict load: every parameter and buffer must be present with the same shape; extra or missing
 /// names, and shape mismatches, throw hone::Error naming them. Dtypes are converted to the module's.
 /// Returns the file's metadata.

@@ -7,8 +7,8 @@
 // comes first (layer order, then row-major position) is pruned first. Weights that are already
 // zero sort first and count towards the amount. Biases are not pruned.
 //
-// Zeros do not shrink the saved (dense) weights file and do not speed up dense kernels; they are
-// worth something only to a sparse format or kernel, or to a compressor applied to the file.
+// Zeros do not speed up dense kernels. The saved file shrinks where a tensor is at least half zeros:
+// hone compress stores those as values + bitmask (run::WeightStorage::kSparse), loaded back dense.
 #include <ATen/ATen.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
@@ -111,7 +111,9 @@ class PruneMagnitude : public Pass {
     }
     report.details["layers"] = std::move(layers);
     report.details["total_sparsity"] = static_cast<double>(zeros) / static_cast<double>(total);
-    report.details["note"] = "weights stay dense: the zeros do not shrink model.safetensors or speed up dense kernels";
+    report.details["note"] =
+        "stored sparse in model.safetensors (non-zero values + a bitmask) where a tensor is at least half zeros; "
+        "loaded back dense and run by the dense kernels (no sparse kernel is used)";
     return report;
   }
 };
@@ -120,8 +122,8 @@ class PruneMagnitude : public Pass {
 
 PassEntry prune_magnitude_entry() {
   return {"prune_magnitude",
-          "zero the smallest-magnitude Linear/Conv2d weights (unstructured; the file and dense kernels stay "
-          "the same size and speed)",
+          "zero the smallest-magnitude Linear/Conv2d weights (unstructured: the file stores them sparse, dense "
+          "kernels run at the same speed)",
           {{"amount",
             OptionSpec::Type::Number,
             nullptr,
