@@ -1,5 +1,6 @@
 // The training engine on the GPU: a replayed whole-step CUDA graph equals the eager step, the
 // device-cached input pipeline keeps the drawn order, fp16 loss scaling skips an overflowing step.
+#include <ATen/Context.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,7 +9,9 @@
 #include "hone/core/device.h"
 #include "hone/core/error.h"
 #include "hone/models/mlp.h"
+#include "hone/models/registry.h"
 #include "hone/runtime/batch_search.h"
+#include "hone/runtime/settings.h"
 #include "hone/train/batch_finder.h"
 #include "hone/train/graphed_step.h"
 #include "hone/train/input_pipeline.h"
@@ -68,6 +71,55 @@ TEST(TrainCudaTest, AReplayedGraphStepEqualsTheEagerStep) {
     EXPECT_LT(testing::relative_error(b->parameters()[i].detach(), a->parameters()[i].detach()),
               testing::kFp32Reordered.relative)
         << "parameter " << i;
+}
+
+TEST(TrainCudaTest, AGraphedChannelsLastConvStepEqualsTheEagerNchwStep) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU visible";
+  // What `--preset fast-gpu` runs for a conv net: NHWC weights and batches, the step as one graph.
+  // TF32 off (fp32 on both sides), so only the kernels' summation order differs.
+  auto& context = at::globalContext();
+  const bool tf32 = context.allowTF32CuDNN();
+  context.setAllowTF32CuDNN(false);
+  struct Restore {
+    bool tf32;
+    ~Restore() { at::globalContext().setAllowTF32CuDNN(tf32); }
+  } restore{tf32};
+  const nlohmann::json config{
+      {"in_channels", 1}, {"num_classes", 5}, {"widths", {8, 16}}, {"blocks_per_stage", 1}, {"dropout", 0.0}};
+  torch::manual_seed(6);
+  auto a = models::make_model("cnn", config), b = models::make_model("cnn", config);
+  a->to(torch::kCUDA);
+  b->to(torch::kCUDA);
+  {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < a->parameters().size(); ++i) b->parameters()[i].copy_(a->parameters()[i]);
+  }
+  runtime::to_channels_last(*b);
+  a->train();
+  b->train();
+  auto opt_a = make_optimizer({}, make_param_groups(*a, {}));
+  auto opt_b = make_optimizer({}, make_param_groups(*b, {}));
+  GradScaler off_a(false, torch::kCUDA), off_b(false, torch::kCUDA);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  std::vector<Batch> batches;
+  for (int i = 0; i < 3; ++i)
+    batches.push_back({torch::randn({8, 1, 12, 12}, cuda), torch::randint(0, 5, {8}, cuda.dtype(torch::kLong))});
+  const at::Tensor lr_a = torch::full({}, 1e-3, cuda.dtype(torch::kFloat)), lr_b = lr_a.clone();
+  TrainStep eager([&](const at::Tensor& x) { return a->forward(x); }, kLoss, *opt_a, off_a, Precision::kFp32, 1.0,
+                  torch::kCUDA);
+  GraphedStep graphed([&](const at::Tensor& x) { return b->forward(runtime::channels_last_input(x)); }, kLoss, *opt_b,
+                      off_b, Precision::kFp32, 1.0, batches[0], lr_b, /*warmup=*/3, b->buffers());
+  for (const auto& batch : batches) {
+    eager.run({batch}, lr_a);
+    graphed.input().copy_(batch.input);
+    graphed.target().copy_(batch.target);
+    graphed.replay();
+  }
+  for (std::size_t i = 0; i < a->parameters().size(); ++i)
+    EXPECT_LT(testing::relative_error(b->parameters()[i].detach(), a->parameters()[i].detach()),
+              testing::kFp32Reordered.relative)
+        << "parameter " << i;
+  EXPECT_TRUE(b->parameters()[0].is_contiguous(at::MemoryFormat::ChannelsLast)) << "the graph kept the NHWC weights";
 }
 
 TEST(TrainCudaTest, TheDeviceCacheKeepsTheDrawnOrder) {
