@@ -1,5 +1,6 @@
 // hone export: load, lower, write, verify through onnxruntime, write the metadata, keep or remove.
 #include "hone/export/export.h"
+#include "hone/export/onnx_graph.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
