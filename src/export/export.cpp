@@ -399,7 +399,10 @@ std::string ExportReport::to_text() const {
                : fmt::format("  {}: hone {:.6g}  onnxruntime {:.6g}\n", metric, metric_hone, metric_onnxruntime);
   }
   out += "onnxruntime's optimized graph (fusion report):\n";
-  for (const auto& [level, ops] : fusion) {
+  for (const char* level : {"basic", "extended", "all"}) {
+    const auto it = fusion.find(level);
+    if (it == fusion.end()) continue;
+    const auto& ops = it->second;
     std::vector<std::string> parts;
     for (const auto& [op, count] : ops) parts.push_back(fmt::format("{} {}", op, count));
     out += fmt::format("  {:<9} {}\n", level, fmt::join(parts, ", "));

@@ -387,8 +387,9 @@ LoweredModel lower_model(models::Model& model, const data::DatasetInfo& info, co
     } else if (!norm.is_null() && norm.contains("scale")) {
       x = l.op("Mul", {x, l.constant(at::scalar_tensor(norm.at("scale").get<double>(), at::kFloat), "scale")}, {},
                "scaled");
-      meaning =
-          fmt::format("raw feature values (the loader's scale {} is in the graph)", norm.at("scale").get<double>());
+      const double scale = norm.at("scale").get<double>();
+      meaning = fmt::format("raw {} values in [0, {:g}] (the loader's x * {:g} is in the graph)",
+                            images ? "pixel" : "feature", 1.0 / scale, scale);
     }
     lowered.inputs = {{name, DataType::kFloat, shape, meaning}};
     const Value input{to_compute(x, "model_input"), static_cast<std::int64_t>(shape.size())};

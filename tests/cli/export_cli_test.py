@@ -41,7 +41,7 @@ def check_report(report, metric, tolerance):
 def main():
     with tempfile.TemporaryDirectory(prefix="hone-export-cli") as tmp:
         run = os.path.join(tmp, "mlp")
-        hone("train", "-m", "mlp", "-d", "digits", "--model-config", '{"hidden":[32]}', "--epochs", "3", "-o", run, "-q")
+        hone("train", "-m", "mlp", "-d", "digits", "--model-config", '{"hidden":[32]}', "--epochs", "15", "--lr", "0.01", "-o", run, "-q")
 
         # fp32, JSON: every case within 1e-5, the same accuracy from onnxruntime as from hone.
         out = os.path.join(tmp, "mlp.onnx")
@@ -62,7 +62,10 @@ def main():
         # The loader's scaling (digits: x / 16) is inside: the graph takes raw 0..16 values.
         assert "scale" in json.loads(meta["hone.normalization"])
         session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
-        (logits,) = session.run(None, {"features": np.random.default_rng(0).integers(0, 17, (5, 64)).astype(np.float32)})
+        (pixels,) = session.get_inputs()
+        assert pixels.name == "pixels" and pixels.shape == ["batch", 1, 8, 8], (pixels.name, pixels.shape)
+        raw = np.random.default_rng(0).integers(0, 17, (5, 1, 8, 8)).astype(np.float32)  # digits' raw 0..16
+        (logits,) = session.run(None, {"pixels": raw})
         assert logits.shape == (5, 10), logits.shape  # a dynamic batch axis
 
         # The text report says what it compared and what onnxruntime made of the graph.
