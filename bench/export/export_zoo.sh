@@ -11,7 +11,7 @@ shift 2
 mkdir -p "$out"
 targets=(mlp cnn mobilenet transformer lstm attention minilm "$@")
 for target in "${targets[@]}"; do
-  name=$(basename "$target")
+  if [[ -d "$target" ]]; then name=run-$(basename "$target"); else name=$target; fi
   start=$(date +%s.%N)
   if "$hone" export "$target" -o "$out/$name.onnx" --json >"$out/$name.json" 2>"$out/$name.err"; then status=ok; else status=failed; fi
   end=$(date +%s.%N)
@@ -23,7 +23,7 @@ out, targets = sys.argv[1], sys.argv[2:]
 print("| target | verified on | nodes | max rel error (all cases) | metric | hone | onnxruntime | seconds |")
 print("|---|---|---|---|---|---|---|---|")
 for t in targets:
-    path = os.path.join(out, os.path.basename(t) + ".json")
+    path = os.path.join(out, ("run-" + os.path.basename(t) if os.path.isdir(t) else t) + ".json")
     try:
         r = json.load(open(path))
     except Exception:
@@ -31,5 +31,5 @@ for t in targets:
         continue
     rel = max(c["max_rel_error"] for c in r["checks"])
     print(f"| {t} | {r['verification_inputs']} | {r['nodes']} | {rel:.2e} | {r['metric']} | "
-          f"{r['metric_hone']:.6g} | {r['metric_onnxruntime']:.6g} | {r['seconds']:.1f} |")
+          f"{r['metric_hone']:.7g} | {r['metric_onnxruntime']:.7g} | {r['seconds']:.1f} |")
 PY
