@@ -294,6 +294,13 @@ ExportReport export_model(const ExportOptions& options) {
         fmt::format("bf16 weights exported as {} (onnxruntime's CPU has no bf16 MatMul)", options.dtype));
   }
   if (has_dtype(model, at::kHalf) && options.dtype == "fp32") report.notes.push_back("fp16 weights widened to fp32");
+  const bool int8 = has_dtype(model, at::kChar);
+  if (int8) {
+    report.tolerance = kExportInt8Relative;
+    report.notes.push_back(
+        "int8 layers exported as QDQ (QuantizeLinear/DequantizeLinear, per-channel int8 weights, "
+        "int32 biases)");
+  }
   if (has_dtype(model, at::kBFloat16) || has_dtype(model, at::kHalf)) {
     // hone computes those layers in 16 bits, the export in its own dtype: 16-bit agreement at best.
     report.tolerance = std::max(report.tolerance, kExportFp16Relative);
@@ -328,6 +335,12 @@ ExportReport export_model(const ExportOptions& options) {
     const Reference ref = make_reference(model, target.info, data ? &*data : nullptr, norm, options);
     report.inputs_from = ref.from;
     verify(options, ref, serialize(lowered.model), model, report);
+    if (int8 && report.metric == "accuracy" &&
+        std::abs(report.metric_hone - report.metric_onnxruntime) * 100 > kExportInt8AccuracyPoints) {
+      report.passed = false;
+      report.notes.push_back(
+          fmt::format("int8: onnxruntime's accuracy is more than {} points from hone's", kExportInt8AccuracyPoints));
+    }
     nlohmann::json figures = nlohmann::json::object();
     for (const auto& c : report.checks) {
       figures[c.case_name + "/" + c.output] = {{"max_abs", c.max_abs_error}, {"max_rel", c.max_rel_error}};

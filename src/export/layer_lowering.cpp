@@ -2,7 +2,9 @@
 // ONNX nodes that compute what the layer's forward computes at inference (dropout off, batch norm
 // on running statistics); compressed kinds lower to their plain-float math (low-rank: two
 // products, sketched: the products of its packed factors, pruned: the dense weight with its
-// zeros, reduced-precision weights: widened to the export's compute type).
+// zeros, reduced-precision weights: widened to the export's compute type); int8 static layers
+// lower to QDQ (QuantizeLinear/DequantizeLinear around the float op, per-channel int8 weights,
+// int32 bias), the form onnxruntime fuses into QLinearConv / QGemm / QLinearAdd.
 #include <ATen/ATen.h>
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -17,15 +19,18 @@
 #include "hone/core/error.h"
 #include "hone/export/export.h"
 #include "hone/nn/conv2d_float.h"
+#include "hone/nn/conv2d_int8.h"
 #include "hone/nn/conv2d_lowrank.h"
 #include "hone/nn/conv2d_relu.h"
 #include "hone/nn/conv_geometry.h"
 #include "hone/nn/layer.h"
 #include "hone/nn/linear_float.h"
+#include "hone/nn/linear_int8.h"
 #include "hone/nn/linear_lowrank.h"
 #include "hone/nn/linear_relu.h"
 #include "hone/nn/linear_semi_structured.h"
 #include "hone/nn/linear_weight_only.h"
+#include "hone/nn/residual_add_int8.h"
 #include "hone/nn/sketched_linear.h"
 #include "hone/ops/sketched_linear.h"
 #include "lowering.h"
@@ -124,7 +129,118 @@ Value batch_norm(Lowering& lowering, torch::nn::BatchNorm2dImpl& norm, const std
           x.rank};
 }
 
+QuantParams quant_params(const nn::ActivationQParams& q) { return {q.scale, q.zero_point}; }
+
+/// An int8 layer's input: a value hone already holds as quint8 is taken as it is (hone's int8
+/// layers do not requantize it); a float one is quantized with the layer's calibrated input qparams.
+Value int8_input(Lowering& lowering, const Value& x, QuantParams input, const std::string& path) {
+  return x.quant ? x : quantize_dequantize(lowering, x, input, path + ".input");
+}
+
+/// DequantizeLinear of a symmetric int8 weight (per output channel on axis 0, or per tensor).
+std::string int8_weight(Lowering& lowering, const nn::Int8Weight& w, bool per_channel, const std::string& path) {
+  const auto scale = w.scale.to(at::kFloat);
+  std::vector<std::string> inputs{
+      lowering.constant(w.values.to(at::kChar), path + ".weight_int8"),
+      lowering.constant(per_channel ? scale : scale.reshape({}), path + ".weight_scale"),
+      lowering.constant(per_channel ? w.zero_point.to(at::kChar) : w.zero_point.to(at::kChar).reshape({}),
+                        path + ".weight_zero_point")};
+  std::vector<AttributeProto> attributes;
+  if (per_channel) attributes.push_back(attribute_int("axis", 0));
+  return lowering.op("DequantizeLinear", inputs, attributes, path + ".weight");
+}
+
+/// The bias as int32 at scale input_scale x weight_scale (what the int8 kernels add to their int32
+/// accumulators), dequantized.
+std::string int32_bias(Lowering& lowering, const at::Tensor& bias, const nn::Int8Weight& w, bool per_channel,
+                       double input_scale, const std::string& path) {
+  const auto channels = bias.size(0);
+  at::Tensor scale = (w.scale.to(at::kDouble) * input_scale).to(at::kFloat);
+  if (!per_channel) scale = scale.reshape({1}).expand({channels}).contiguous();
+  const auto values = at::round(bias.to(at::kDouble) / scale.to(at::kDouble)).to(at::kInt);
+  return lowering.op("DequantizeLinear",
+                     {lowering.constant(values, path + ".bias_int32"), lowering.constant(scale, path + ".bias_scale"),
+                      lowering.constant(at::zeros({channels}, at::kInt), path + ".bias_zero_point")},
+                     {attribute_int("axis", 0)}, path + ".bias");
+}
+
+Value conv2d_int8(Lowering& lowering, nn::Conv2dInt8Impl& conv, const std::string& path, const Value& x) {
+  HONE_CHECK(x.rank == 4, "ONNX export: {}: a Conv2d needs a rank-4 input, got rank {}", path, x.rank);
+  HONE_CHECK(lowering.compute() == DataType::kFloat, "ONNX export: {}: an int8 layer exports with --dtype fp32 only",
+             path);
+  const auto& o = conv.options();
+  const Value input = int8_input(lowering, x, quant_params(conv.input_qparams()), path);
+  std::vector<std::string> inputs{input.name, int8_weight(lowering, conv.weight(), o.per_channel, path)};
+  if (conv.bias().defined()) {
+    inputs.push_back(int32_bias(lowering, conv.bias(), conv.weight(), o.per_channel, input.quant->scale, path));
+  }
+  const auto& p = o.padding;
+  Value y{lowering.op("Conv", inputs,
+                      {attribute_ints("kernel_shape", o.kernel), attribute_ints("strides", o.stride),
+                       attribute_ints("pads", {p[0], p[1], p[0], p[1]}), attribute_ints("dilations", o.dilation),
+                       attribute_int("group", o.groups)},
+                      path),
+          4};
+  if (o.relu) y.name = lowering.op("Relu", {y.name}, {}, path + ".relu");
+  return quantize_dequantize(lowering, y, quant_params(conv.output_qparams()), path + ".output");
+}
+
+Value linear_int8(Lowering& lowering, nn::LinearInt8Impl& linear, const std::string& path, const Value& x) {
+  HONE_CHECK(lowering.compute() == DataType::kFloat, "ONNX export: {}: an int8 layer exports with --dtype fp32 only",
+             path);
+  const auto& o = linear.options();
+  const Value input = int8_input(lowering, x, quant_params(linear.input_qparams()), path);
+  const std::string w = int8_weight(lowering, linear.weight(), o.per_channel, path);
+  std::string bias;
+  if (linear.bias().defined()) {
+    bias = int32_bias(lowering, linear.bias(), linear.weight(), o.per_channel, input.quant->scale, path);
+  }
+  Value y;
+  if (x.rank == 2) {
+    std::vector<std::string> inputs{input.name, w};
+    if (!bias.empty()) inputs.push_back(bias);
+    y = {lowering.op("Gemm", inputs, {attribute_int("transB", 1)}, path), 2};
+  } else {
+    const auto wt = lowering.op("Transpose", {w}, {attribute_ints("perm", {1, 0})}, path + ".weight_t");
+    y = {lowering.op("MatMul", {input.name, wt}, {}, path), x.rank};
+    if (!bias.empty()) y.name = lowering.op("Add", {y.name, bias}, {}, path + ".add");
+  }
+  if (o.relu) y.name = lowering.op("Relu", {y.name}, {}, path + ".relu");
+  Value out = quantize_dequantize(lowering, y, quant_params(linear.output_qparams()), path + ".output");
+  if (o.dequantize_output) out.quant.reset();  // hone returns it as float: the same values
+  return out;
+}
+
+QuantParams scalar_qparams(torch::nn::Module& module, const std::string& prefix) {
+  const auto buffers = module.named_buffers(/*recurse=*/false);
+  return {buffers[prefix + "_scale"].item<double>(), buffers[prefix + "_zero_point"].item<std::int64_t>()};
+}
+
 }  // namespace
+
+Value quantize_dequantize(Lowering& lowering, const Value& x, QuantParams q, const std::string& hint) {
+  HONE_CHECK(q.zero_point >= 0 && q.zero_point <= 255, "ONNX export: {}: zero point {} is outside uint8", hint,
+             q.zero_point);
+  const auto scale = lowering.constant(at::scalar_tensor(q.scale, at::kFloat), hint + ".scale");
+  const auto zero_point = lowering.constant(at::scalar_tensor(q.zero_point, at::kByte), hint + ".zero_point");
+  const auto quantized = lowering.op("QuantizeLinear", {x.name, scale, zero_point}, {}, hint + ".q");
+  return {lowering.op("DequantizeLinear", {quantized, scale, zero_point}, {}, hint + ".dq"), x.rank, q};
+}
+
+Value lower_residual_add(Lowering& lowering, torch::nn::Module& add, bool relu, const std::string& path, const Value& a,
+                         const Value& b) {
+  if (dynamic_cast<nn::ResidualAddInt8Impl*>(&add) != nullptr) {
+    auto& add_int8 = dynamic_cast<nn::ResidualAddInt8Impl&>(add);
+    const Value qa = int8_input(lowering, a, scalar_qparams(add, "a"), path + ".a");
+    const Value qb = int8_input(lowering, b, scalar_qparams(add, "b"), path + ".b");
+    Value sum{lowering.op("Add", {qa.name, qb.name}, {}, path), std::max(a.rank, b.rank)};
+    if (relu) sum.name = lowering.op("Relu", {sum.name}, {}, path + ".relu");
+    return quantize_dequantize(lowering, sum, quant_params(add_int8.output_qparams()), path + ".output");
+  }
+  Value sum{lowering.op("Add", {a.name, b.name}, {}, path), std::max(a.rank, b.rank)};
+  if (relu) sum.name = lowering.op("Relu", {sum.name}, {}, path + ".relu");
+  return sum;
+}
 
 std::string Lowering::weight(const at::Tensor& tensor, const std::string& hint) {
   return add_tensor(graph_, tensor.detach().to(at::kCPU, torch_type(compute_)), hint);
@@ -256,7 +372,13 @@ Value lower_layer(Lowering& lowering, torch::nn::Module& module, const std::stri
   }
   if (auto* norm = dynamic_cast<torch::nn::BatchNorm2dImpl*>(m)) return batch_norm(lowering, *norm, path, x);
   if (dynamic_cast<torch::nn::LayerNormImpl*>(m)) return lower_layer_norm(lowering, module, path, x);
-  if (dynamic_cast<torch::nn::ReLUImpl*>(m)) return {lowering.op("Relu", {x.name}, {}, path), x.rank};
+  if (dynamic_cast<torch::nn::ReLUImpl*>(m)) {
+    // On a quint8 value hone's ReLU stays quint8 with the same qparams: so does the graph's.
+    const Value y{lowering.op("Relu", {x.name}, {}, path), x.rank};
+    return x.quant ? quantize_dequantize(lowering, y, *x.quant, path + ".output") : y;
+  }
+  if (auto* conv = dynamic_cast<nn::Conv2dInt8Impl*>(m)) return conv2d_int8(lowering, *conv, path, x);
+  if (auto* linear = dynamic_cast<nn::LinearInt8Impl*>(m)) return linear_int8(lowering, *linear, path, x);
   if (dynamic_cast<torch::nn::ReLU6Impl*>(m)) {
     return {lowering.op("Clip", {x.name, lowering.scalar(0.0, path + ".min"), lowering.scalar(6.0, path + ".max")}, {},
                         path),

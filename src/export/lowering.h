@@ -9,6 +9,7 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,10 +17,19 @@
 
 namespace hone::onnx::detail {
 
+/// The quantization of a value hone holds as quint8 (x = scale * (q - zero_point)).
+struct QuantParams {
+  double scale = 1;
+  std::int64_t zero_point = 0;
+};
+
 /// A value of the graph being built and its rank (what Gemm vs MatMul, Squeeze axes... depend on).
+/// `quant` is set where hone holds the value as a quint8 tensor: the graph then holds it as the
+/// output of a DequantizeLinear (QDQ form), and the next int8 layer takes it as it is, as hone's do.
 struct Value {
   std::string name;
   std::int64_t rank = 0;
+  std::optional<QuantParams> quant;
 };
 
 /// The graph under construction: float weights are written in `compute` type (FLOAT or FLOAT16).
@@ -50,6 +60,14 @@ class Lowering {
 /// The layer `module` (found at `path`) applied to x. Throws hone::Error naming the path and the
 /// module's kind when there is no lowering for it.
 Value lower_layer(Lowering& lowering, torch::nn::Module& module, const std::string& path, const Value& x);
+
+/// QuantizeLinear + DequantizeLinear of x with `q` (uint8): the QDQ pair onnxruntime fuses around
+/// int8 ops. Returns the dequantized value, marked quantized.
+Value quantize_dequantize(Lowering& lowering, const Value& x, QuantParams q, const std::string& hint);
+
+/// relu(a + b) or a + b: float, or int8 (ResidualAddInt8: inputs and output as QDQ).
+Value lower_residual_add(Lowering& lowering, torch::nn::Module& add, bool relu, const std::string& path, const Value& a,
+                         const Value& b);
 
 /// A Linear by its parts: Gemm (transB) on rank-2 inputs, MatMul + Add otherwise.
 Value lower_linear(Lowering& lowering, const at::Tensor& weight, const at::Tensor& bias, const std::string& path,

@@ -60,7 +60,9 @@ Value add(Lowering& l, const Value& a, const Value& b, const std::string& hint) 
 /// mean over H, W of [B, C, H, W] -> [B, C]
 Value global_average_pool(Lowering& l, const Value& x, const std::string& path) {
   const std::string pooled = l.op("GlobalAveragePool", {x.name}, {}, path + ".pool");
-  return {l.op("Flatten", {pooled}, {attribute_int("axis", 1)}, path + ".flatten"), 2};
+  const Value flat{l.op("Flatten", {pooled}, {attribute_int("axis", 1)}, path + ".flatten"), 2};
+  // The mean of a quint8 tensor is quint8 with the input's qparams (LibTorch's quantized mean).
+  return x.quant ? detail::quantize_dequantize(l, flat, *x.quant, path + ".pool_output") : flat;
 }
 
 /// Multi-head attention as MatMul / Softmax / MatMul: q [B, Tq, d], k and v [B, Tk, d];
@@ -130,9 +132,7 @@ Value residual_block(Lowering& l, nn::Module& block, const std::string& path, co
              block.layers().back().second->module()->name());
   Value shortcut = x;
   if (auto* chain = maybe_child(block, "shortcut")) shortcut = lower_layer(l, *chain, join(path, "shortcut"), x);
-  Value sum = add(l, y, shortcut, path + ".add");
-  if (join_layer->relu()) sum.name = l.op("Relu", {sum.name}, {}, path + ".add_relu");
-  return sum;
+  return detail::lower_residual_add(l, *join_layer, join_layer->relu(), path + ".add", y, shortcut);
 }
 
 Value lower_cnn(Lowering& l, models::Model& model, const Value& input, bool mobilenet) {

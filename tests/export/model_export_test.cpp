@@ -21,6 +21,7 @@
 #include "hone/export/onnx_proto.h"
 #include "hone/models/bert_encoder.h"
 #include "hone/models/registry.h"
+#include "hone/nn/conv2d_int8.h"
 #include "hone/nn/conv2d_lowrank.h"
 #include "hone/nn/conv2d_relu.h"
 #include "hone/nn/layer.h"
@@ -38,6 +39,7 @@ namespace {
 
 static_assert(testing::kExportFp32.relative == kExportFp32Relative, "one tolerance table");
 static_assert(testing::kExportFp16.relative == kExportFp16Relative, "one tolerance table");
+static_assert(testing::kExportInt8.relative == kExportInt8Relative, "one tolerance table");
 
 const std::vector<std::int64_t> kBatches{1, 3, 64};
 
@@ -350,6 +352,30 @@ TEST(ModelExportTest, Fp16ExportsComputeInFp16WithCastsAtTheEdges) {
   for (const auto& t : lowered.model.graph.initializer) half_weights += t.data_type == DataType::kFloat16 ? 1 : 0;
   EXPECT_GT(half_weights, 5);
   expect_image_round_trip(*model, testing::kExportFp16.relative, options);
+}
+
+TEST(ModelExportTest, Int8StaticCnnExportsAsQdqThatOnnxruntimeFuses) {
+  auto model = small_cnn();
+  compress::ModelEditor editor(*model);
+  testing::run_pass(*model, editor, "fuse_conv_bn", nlohmann::json::object());
+  std::vector<torch::Tensor> calibration;
+  for (std::int64_t i = 0; i < 4; ++i) calibration.push_back(uniform({1, 12, 12})(16 + i)[0].second);
+  testing::run_pass(*model, editor, "quant_int8_static", nlohmann::json::object(), calibration);
+  ASSERT_GT(testing::count_layers<nn::Conv2dInt8Impl>(*model), 3);
+  const LoweredModel lowered = lower_model(*model, images());
+  std::map<std::string, std::int64_t> ops;
+  for (const auto& node : lowered.model.graph.node) ++ops[node.op_type];
+  EXPECT_GT(ops["QuantizeLinear"], 4);
+  EXPECT_GT(ops["DequantizeLinear"], ops["QuantizeLinear"]);  // + one per int8 weight and int32 bias
+  for (const auto& t : lowered.model.graph.initializer) {
+    if (t.name.find("weight_int8") != std::string::npos) EXPECT_EQ(t.data_type, DataType::kInt8) << t.name;
+    if (t.name.find("bias_int32") != std::string::npos) EXPECT_EQ(t.data_type, DataType::kInt32) << t.name;
+  }
+  const HoneForward hone = [&](const NamedInputs& in) {
+    const auto y = model->forward(in[0].second);
+    return y.is_quantized() ? y.dequantize() : y;
+  };
+  expect_round_trip(*model, images(), uniform({1, 12, 12}), hone, testing::kExportInt8.relative);
 }
 
 // --- errors -----------------------------------------------------------------------------------

@@ -22,8 +22,11 @@
 /// Compressed layers lower to their float math: conv/linear + ReLU fused -> the op then Relu;
 /// low-rank -> two products; sketched Linear -> the two products of its packed factors; pruned and
 /// 2:4 -> the dense weight (its zeros kept); fp16/bf16/weight-only weights -> widened to the
-/// export's dtype. A layer with no lowering (int8 kinds today) is a hone::Error naming its path and
-/// kind, and nothing is written.
+/// export's dtype; int8 static (Conv2d, Linear, residual add) -> QDQ: QuantizeLinear /
+/// DequantizeLinear pairs around float ops, int8 weights per output channel on axis 0, int32 bias at
+/// input scale x weight scale, which onnxruntime fuses into QLinearConv / QGemm / QLinearAdd. A layer
+/// with no lowering (int8 dynamic kinds today) is a hone::Error naming its path and kind, and
+/// nothing is written.
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -42,6 +45,11 @@ namespace hone::onnx {
 /// fp32 is the same math in other kernels; fp16 rounds weights and activations to 11 bits.
 inline constexpr double kExportFp32Relative = 1e-5;
 inline constexpr double kExportFp16Relative = 2e-2;
+/// int8 static runs (exported as QDQ): onnxruntime's int8 kernels round some values one
+/// quantization step away from LibTorch's (each step ~0.4 % of a tensor's range), so outputs agree
+/// to a few steps, and the task metric must agree too: accuracy within this many points.
+inline constexpr double kExportInt8Relative = 5e-2;
+inline constexpr double kExportInt8AccuracyPoints = 0.3;
 
 /// How a model is lowered.
 struct LowerOptions {
