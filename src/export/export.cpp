@@ -298,8 +298,9 @@ ExportReport export_model(const ExportOptions& options) {
   if (int8) {
     report.tolerance = kExportInt8Relative;
     report.notes.push_back(
-        "int8 layers exported as QDQ (QuantizeLinear/DequantizeLinear, per-channel int8 weights, "
-        "int32 biases)");
+        "int8 layers exported as ONNX int8 ops: static ones as QDQ (QuantizeLinear/DequantizeLinear, per-channel "
+        "int8 weights, int32 biases), dynamic Linears as DynamicQuantizeLinear + MatMulInteger, int8 LSTMs as the "
+        "float LSTM op on the dequantized int8 weights");
   }
   if (has_dtype(model, at::kBFloat16) || has_dtype(model, at::kHalf)) {
     // hone computes those layers in 16 bits, the export in its own dtype: 16-bit agreement at best.

@@ -26,10 +26,12 @@
 #include "hone/nn/layer.h"
 #include "hone/nn/linear_float.h"
 #include "hone/nn/linear_int8.h"
+#include "hone/nn/linear_int8_dynamic.h"
 #include "hone/nn/linear_lowrank.h"
 #include "hone/nn/linear_relu.h"
 #include "hone/nn/linear_semi_structured.h"
 #include "hone/nn/linear_weight_only.h"
+#include "hone/nn/lstm_int8_dynamic.h"
 #include "hone/nn/residual_add_int8.h"
 #include "hone/nn/sketched_linear.h"
 #include "hone/ops/sketched_linear.h"
@@ -211,6 +213,32 @@ Value linear_int8(Lowering& lowering, nn::LinearInt8Impl& linear, const std::str
   return out;
 }
 
+/// int8 dynamic: the input quantized per call (DynamicQuantizeLinear: uint8 from its min/max), an
+/// integer product with the int8 weight (MatMulInteger), then the two scales and the bias in float.
+Value linear_int8_dynamic(Lowering& lowering, nn::LinearInt8DynamicImpl& linear, const std::string& path,
+                          const Value& x) {
+  HONE_CHECK(lowering.compute() == DataType::kFloat, "ONNX export: {}: an int8 layer exports with --dtype fp32 only",
+             path);
+  auto& graph = lowering.graph();
+  const std::string q = graph.unique_name(path + ".x_q"), scale = graph.unique_name(path + ".x_scale"),
+                    zero_point = graph.unique_name(path + ".x_zero_point");
+  graph.add_node("DynamicQuantizeLinear", {x.name}, {q, scale, zero_point});
+  const auto& w = linear.weight();
+  const auto weight_t = lowering.constant(w.values.to(at::kChar).t().contiguous(), path + ".weight_int8_t");
+  const auto weight_zero = lowering.constant(
+      linear.per_channel() ? w.zero_point.to(at::kChar) : w.zero_point.to(at::kChar).reshape({}), path + ".weight_zp");
+  const auto product = lowering.op("MatMulInteger", {q, weight_t, zero_point, weight_zero}, {}, path + ".int32");
+  const auto as_float = lowering.op(
+      "Cast", {product}, {attribute_int("to", static_cast<std::int64_t>(DataType::kFloat))}, path + ".float");
+  const auto w_scale = w.scale.to(at::kFloat);
+  const auto combined = lowering.op(
+      "Mul", {scale, lowering.constant(linear.per_channel() ? w_scale : w_scale.reshape({}), path + ".weight_scale")},
+      {}, path + ".scale");
+  std::string y = lowering.op("Mul", {as_float, combined}, {}, path + ".scaled");
+  if (linear.bias().defined()) y = lowering.op("Add", {y, lowering.weight(linear.bias(), path + ".bias")}, {}, path);
+  return {y, x.rank};
+}
+
 QuantParams scalar_qparams(torch::nn::Module& module, const std::string& prefix) {
   const auto buffers = module.named_buffers(/*recurse=*/false);
   return {buffers[prefix + "_scale"].item<double>(), buffers[prefix + "_zero_point"].item<std::int64_t>()};
@@ -292,24 +320,60 @@ Value lower_layer_norm(Lowering& lowering, torch::nn::Module& module, const std:
           x.rank};
 }
 
+namespace {
+
+/// One LSTM layer's float weights in PyTorch's gate order.
+struct LstmLayerWeights {
+  at::Tensor w, r, b_ih, b_hh;  // b_* undefined without biases
+};
+
+at::Tensor dequantized(const nn::Int8Weight& w) {
+  const auto scale = w.scale.to(at::kFloat).reshape({-1, 1});
+  return (w.values.to(at::kFloat) - w.zero_point.to(at::kFloat).reshape({-1, 1})) * scale;
+}
+
+/// torch's LSTM, or hone's int8 dynamic one with its weights dequantized (ONNX's LSTM is float:
+/// what onnxruntime computes is the float LSTM on hone's int8 weights).
+std::vector<LstmLayerWeights> lstm_layers(torch::nn::Module& module, const std::string& path) {
+  std::vector<LstmLayerWeights> layers;
+  if (auto* lstm = dynamic_cast<torch::nn::LSTMImpl*>(&module)) {
+    const auto& options = lstm->options;
+    HONE_CHECK(options.batch_first() && !options.bidirectional() && options.proj_size() == 0,
+               "ONNX export: {}: only batch-first, one-directional LSTMs without projections are exported", path);
+    const auto params = lstm->named_parameters(/*recurse=*/false);
+    for (std::int64_t layer = 0; layer < options.num_layers(); ++layer) {
+      const auto suffix = "_l" + std::to_string(layer);
+      LstmLayerWeights weights{params["weight_ih" + suffix], params["weight_hh" + suffix], {}, {}};
+      if (options.bias()) {
+        weights.b_ih = params["bias_ih" + suffix];
+        weights.b_hh = params["bias_hh" + suffix];
+      }
+      layers.push_back(weights);
+    }
+    return layers;
+  }
+  if (auto* lstm = dynamic_cast<nn::LstmInt8DynamicImpl*>(&module)) {
+    for (const auto& l : lstm->layers()) {
+      layers.push_back({dequantized(l.weight_ih), dequantized(l.weight_hh), l.bias_ih, l.bias_hh});
+    }
+    return layers;
+  }
+  fail("ONNX export: layer '{}' of kind {} has no ONNX lowering as an LSTM (nothing was written)", path, module.name());
+}
+
+}  // namespace
+
 Value lower_lstm(Lowering& lowering, torch::nn::Module& module, const std::string& path, const Value& x, Value* last) {
-  auto* lstm = dynamic_cast<torch::nn::LSTMImpl*>(&module);
-  HONE_CHECK(lstm != nullptr, "ONNX export: {}: expected an LSTM, got {}", path, module.name());
-  const auto& options = lstm->options;
-  HONE_CHECK(options.batch_first() && !options.bidirectional() && options.proj_size() == 0,
-             "ONNX export: {}: only batch-first, one-directional LSTMs without projections are exported", path);
+  const auto layers = lstm_layers(module, path);
   HONE_CHECK(x.rank == 3, "ONNX export: {}: an LSTM needs [B, T, F], got rank {}", path, x.rank);
-  const auto hidden = options.hidden_size();
   // ONNX's LSTM is sequence-first: [B, T, F] -> [T, B, F] once, and back at the end.
   std::string sequence = lowering.op("Transpose", {x.name}, {attribute_ints("perm", {1, 0, 2})}, path + ".time_first");
   std::string state;
-  for (std::int64_t layer = 0; layer < options.num_layers(); ++layer) {
-    const auto suffix = "_l" + std::to_string(layer);
-    const auto& params = lstm->named_parameters(/*recurse=*/false);
-    const at::Tensor w = params["weight_ih" + suffix], r = params["weight_hh" + suffix];
+  for (std::size_t layer = 0; layer < layers.size(); ++layer) {
+    const auto& [w, r, b_ih, b_hh] = layers[layer];
+    const auto hidden = r.size(1);
     at::Tensor b = at::zeros({8 * hidden});
-    if (options.bias())
-      b = at::cat({lstm_gates_to_onnx(params["bias_ih" + suffix]), lstm_gates_to_onnx(params["bias_hh" + suffix])});
+    if (b_ih.defined()) b = at::cat({lstm_gates_to_onnx(b_ih), lstm_gates_to_onnx(b_hh)});
     const auto name = path + ".layer" + std::to_string(layer);
     auto& graph = lowering.graph();
     const std::string y = graph.unique_name(name + ".y"), y_h = graph.unique_name(name + ".y_h");
@@ -322,8 +386,9 @@ Value lower_lstm(Lowering& lowering, torch::nn::Module& module, const std::strin
     sequence = lowering.op("Squeeze", {y, lowering.ints({1}, name + ".axis1")}, {}, name + ".sequence");
     state = y_h;
   }
-  if (last != nullptr)
+  if (last != nullptr) {
     *last = {lowering.op("Squeeze", {state, lowering.ints({0}, path + ".axis0")}, {}, path + ".last"), 2};
+  }
   return {lowering.op("Transpose", {sequence}, {attribute_ints("perm", {1, 0, 2})}, path + ".batch_first"), 3};
 }
 
@@ -379,6 +444,8 @@ Value lower_layer(Lowering& lowering, torch::nn::Module& module, const std::stri
   }
   if (auto* conv = dynamic_cast<nn::Conv2dInt8Impl*>(m)) return conv2d_int8(lowering, *conv, path, x);
   if (auto* linear = dynamic_cast<nn::LinearInt8Impl*>(m)) return linear_int8(lowering, *linear, path, x);
+  if (auto* linear = dynamic_cast<nn::LinearInt8DynamicImpl*>(m))
+    return linear_int8_dynamic(lowering, *linear, path, x);
   if (dynamic_cast<torch::nn::ReLU6Impl*>(m)) {
     return {lowering.op("Clip", {x.name, lowering.scalar(0.0, path + ".min"), lowering.scalar(6.0, path + ".max")}, {},
                         path),
@@ -389,7 +456,9 @@ Value lower_layer(Lowering& lowering, torch::nn::Module& module, const std::stri
             x.rank};
   }
   if (dynamic_cast<torch::nn::TanhImpl*>(m)) return {lowering.op("Tanh", {x.name}, {}, path), x.rank};
-  if (dynamic_cast<torch::nn::LSTMImpl*>(m)) return lower_lstm(lowering, module, path, x);
+  if (dynamic_cast<torch::nn::LSTMImpl*>(m) || dynamic_cast<nn::LstmInt8DynamicImpl*>(m)) {
+    return lower_lstm(lowering, module, path, x);
+  }
   if (auto* chain = dynamic_cast<nn::ChainImpl*>(m)) {
     Value y = x;
     for (const auto& [name, slot] : chain->layers()) y = lower_layer(lowering, *slot->module(), path + "." + name, y);

@@ -1,7 +1,8 @@
 """`hone export` end to end: train tiny runs on real data, export them, and check what the command
 reports (onnxruntime beside hone at batch 1, 7, 256 and on the whole test split, the metric, the
 fusion report), what it writes (onnx's checker, metadata, a dynamic batch axis) and how it fails
-(usage errors exit 2; an unsupported layer exits 1 naming it, with no file left).
+(usage errors exit 2, nothing written); int8 dynamic runs (Linear and LSTM) export too. A layer
+with no lowering is tested in tests/export/model_export_test.cpp (every zoo layer kind lowers).
 
 Usage: export_cli_test.py HONE_EXECUTABLE
 """
@@ -95,12 +96,13 @@ def main():
         hone("export", run, expect=2)
         assert not os.path.exists(bad)
 
-        # A layer with no lowering (int8 dynamic): exit 1 naming the layer and its kind, no file.
+        # int8 dynamic: DynamicQuantizeLinear + MatMulInteger, which onnxruntime fuses.
         int8 = os.path.join(tmp, "mlp-int8")
         hone("compress", run, "--quant", "int8-dynamic", "-o", int8, "--no-verdict")
-        error = hone("export", int8, "-o", bad, expect=1).stderr
-        assert "layers." in error and "int8" in error.lower(), error
-        assert not os.path.exists(bad)
+        report = json.loads(hone("export", int8, "-o", os.path.join(tmp, "mlp-int8.onnx"), "--json").stdout)
+        check_report(report, "accuracy", 5e-2)
+        assert abs(report["metric_hone"] - report["metric_onnxruntime"]) <= 0.003, report
+        assert "com.microsoft.DynamicQuantizeMatMul" in report["fusion"]["extended"], report["fusion"]["extended"]
 
         # A forecaster: raw price windows in, the next-day price out, RMSE from both.
         lstm = os.path.join(tmp, "lstm")
@@ -109,6 +111,13 @@ def main():
         check_report(report, "rmse", 1e-5)
         assert abs(report["metric_hone"] - report["metric_onnxruntime"]) <= 1e-6 * report["metric_hone"], report
         assert "LSTM" in report["fusion"]["basic"], report["fusion"]["basic"]
+
+        # int8 dynamic LSTM: the float LSTM op on the dequantized int8 weights, the head as MatMulInteger.
+        lstm_int8 = os.path.join(tmp, "lstm-int8")
+        hone("compress", lstm, "--quant", "int8-dynamic", "-o", lstm_int8, "--no-verdict")
+        report = json.loads(hone("export", lstm_int8, "-o", os.path.join(tmp, "lstm-int8.onnx"), "--json").stdout)
+        check_report(report, "rmse", 5e-2)
+        assert "LSTM" in report["fusion"]["basic"] and "MatMulInteger" in report["fusion"]["basic"], report["fusion"]
     print("export CLI: ok")
 
 

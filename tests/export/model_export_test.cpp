@@ -26,9 +26,11 @@
 #include "hone/nn/conv2d_relu.h"
 #include "hone/nn/layer.h"
 #include "hone/nn/linear_float.h"
+#include "hone/nn/linear_int8_dynamic.h"
 #include "hone/nn/linear_lowrank.h"
 #include "hone/nn/linear_relu.h"
 #include "hone/nn/linear_semi_structured.h"
+#include "hone/nn/lstm_int8_dynamic.h"
 #include "hone/nn/sketched_linear.h"
 #include "support/pass_runner.h"
 #include "support/temp_dir.h"
@@ -376,6 +378,26 @@ TEST(ModelExportTest, Int8StaticCnnExportsAsQdqThatOnnxruntimeFuses) {
     return y.is_quantized() ? y.dequantize() : y;
   };
   expect_round_trip(*model, images(), uniform({1, 12, 12}), hone, testing::kExportInt8.relative);
+}
+
+TEST(ModelExportTest, Int8DynamicLinearAndLstmExportAsIntegerOps) {
+  auto mlp = small_mlp();
+  compress::ModelEditor mlp_editor(*mlp);
+  testing::run_pass(*mlp, mlp_editor, "quant_int8_dynamic", nlohmann::json::object());
+  ASSERT_GT(testing::count_layers<nn::LinearInt8DynamicImpl>(*mlp), 0);
+  std::int64_t integer_products = 0;
+  for (const auto& node : lower_model(*mlp, table(32, 4)).model.graph.node) {
+    integer_products += node.op_type == "MatMulInteger" ? 1 : 0;
+  }
+  EXPECT_EQ(integer_products, 2);
+  expect_table_round_trip(*mlp, testing::kExportInt8.relative);
+
+  auto lstm = models::make_model("lstm", windows(6, 2), {{"hidden_size", 8}, {"num_layers", 2}, {"dropout", 0.0}});
+  randomize(*lstm, 12);
+  compress::ModelEditor lstm_editor(*lstm);
+  testing::run_pass(*lstm, lstm_editor, "quant_int8_dynamic", {{"layers", {"lstm"}}});
+  ASSERT_EQ(testing::count_layers<nn::LstmInt8DynamicImpl>(*lstm), 1);
+  expect_round_trip(*lstm, windows(6, 2), prices(6, 2), forecast(*lstm), testing::kExportInt8.relative);
 }
 
 // --- errors -----------------------------------------------------------------------------------

@@ -24,9 +24,10 @@
 /// 2:4 -> the dense weight (its zeros kept); fp16/bf16/weight-only weights -> widened to the
 /// export's dtype; int8 static (Conv2d, Linear, residual add) -> QDQ: QuantizeLinear /
 /// DequantizeLinear pairs around float ops, int8 weights per output channel on axis 0, int32 bias at
-/// input scale x weight scale, which onnxruntime fuses into QLinearConv / QGemm / QLinearAdd. A layer
-/// with no lowering (int8 dynamic kinds today) is a hone::Error naming its path and kind, and
-/// nothing is written.
+/// input scale x weight scale, which onnxruntime fuses into QLinearConv / QGemm / QLinearAdd; int8
+/// dynamic Linear -> DynamicQuantizeLinear + MatMulInteger; int8 dynamic LSTM -> the float LSTM op
+/// on the dequantized weights. A layer with no lowering (sketched Conv2d, Performer attention) is a
+/// hone::Error naming its path and kind, and nothing is written.
 #include <cstdint>
 #include <filesystem>
 #include <map>
