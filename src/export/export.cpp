@@ -79,8 +79,10 @@ Reference make_reference(models::Model& model, const data::DatasetInfo& info, co
     const auto padding = ids.eq(pad);
     ref.inputs = {{"input_ids", ids}, {"attention_mask", padding.logical_not().to(at::kLong)}};
     std::vector<at::Tensor> parts;
-    for (std::int64_t b = 0; b < ids.size(0); b += 64) {
-      const auto len = std::min<std::int64_t>(64, ids.size(0) - b);
+    // In slices of the verifier's size: an int8 dynamic model's scales then come from the same rows.
+    const auto chunk = options.largest_batch;
+    for (std::int64_t b = 0; b < ids.size(0); b += chunk) {
+      const auto len = std::min<std::int64_t>(chunk, ids.size(0) - b);
       parts.push_back(bert.forward(ids.narrow(0, b, len), padding.narrow(0, b, len)));
     }
     ref.outputs = {{bert.bert_config().num_classes > 0 ? "logits" : "embedding", at::cat(parts).to(at::kDouble)}};
