@@ -27,5 +27,14 @@ inline constexpr Tolerance kGradcheck{1e-6, 1e-6};
 inline constexpr Tolerance kInt8Layer{3e-2, 1e-2};
 /// A whole statically quantized cnn (~9 int8 layers in a row) against its float original.
 inline constexpr Tolerance kInt8Model{1e-1, 1e-2};
+/// An ONNX export run by onnxruntime against hone (max |ort - hone| / max |hone| per output): fp32 is
+/// the same math in onnxruntime's kernels; fp16 rounds weights and activations to 11 bits (and a
+/// bf16-weight model that hone computes in bf16 is compared at this row too). The same values are
+/// `hone export`'s own thresholds (hone/export/export.h; tests/export static_asserts they agree).
+inline constexpr Tolerance kExportFp32{1e-5, 1e-6};
+inline constexpr Tolerance kExportFp16{2e-2, 1e-3};
+/// An int8 static model exported as QDQ: onnxruntime's int8 kernels round some values one step away
+/// from LibTorch's, so outputs agree to a few quantization steps (~0.4 % of the range each).
+inline constexpr Tolerance kExportInt8{5e-2, 1e-2};
 
 }  // namespace hone::testing

@@ -56,6 +56,7 @@ std::unique_ptr<CLI::App> make_app() {
   register_compress(*app);
   register_serve(*app);
   register_loadgen(*app);
+  register_export(*app);
   return app;
 }
 

@@ -14,5 +14,6 @@ void register_profile(CLI::App& root);
 void register_compress(CLI::App& root);
 void register_serve(CLI::App& root);
 void register_loadgen(CLI::App& root);
+void register_export(CLI::App& root);
 
 }  // namespace hone::cli

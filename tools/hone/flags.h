@@ -43,7 +43,8 @@ inline constexpr Flag kWeightDecay{"--weight-decay", "AdamW weight decay", nullp
 inline constexpr Flag kSeed{"--seed", "random seed (data order, init, dropout)", "HONE_SEED", "seed"};
 inline constexpr Flag kWorkers{"--workers", "data-loader worker threads", "HONE_WORKERS", "workers"};
 inline constexpr CommandHelp kOutHelp[] = {
-    {"compress", "directory to write the compressed model to (a run directory)"}};
+    {"compress", "directory to write the compressed model to (a run directory)"},
+    {"export", "the .onnx file to write (atomically; removed if verification fails)"}};
 inline constexpr Flag kOut{"-o,--out", "run directory to write (config, weights, checkpoint)", nullptr, "output",
                            kOutHelp};
 inline constexpr Flag kAccumulate{"--accumulate",
@@ -113,8 +114,10 @@ inline constexpr Flag kBatch{"-b,--batch", "batch sizes to time, comma-separated
 inline constexpr CommandHelp kWarmupHelp[] = {{"profile", "unprofiled forward passes before profiling"}};
 inline constexpr Flag kWarmup{"--warmup", "untimed iterations before timing each batch size", nullptr, "warmup",
                               kWarmupHelp};
+inline constexpr CommandHelp kDtypeHelp[] = {
+    {"export", "dtype of the ONNX graph's weights and compute: fp32 or fp16 (Casts at the inputs and outputs)"}};
 inline constexpr Flag kDtype{"--dtype", "floating dtype of weights and activations: fp32, fp16 or bf16", nullptr,
-                             "dtype"};
+                             "dtype", kDtypeHelp};
 inline constexpr Flag kIterations{"--iterations", "timed iterations per batch size", nullptr, "iterations"};
 inline constexpr Flag kAmp{"--amp", "keep fp32 weights and autocast matmuls/convolutions to bf16", nullptr, "amp"};
 inline constexpr CommandHelp kChannelsLastHelp[] = {
@@ -216,6 +219,18 @@ inline constexpr Flag kBody{
     "--body", "request bodies, one per line, cycled (from `hone serve --write-requests`); none: GET", nullptr, "body"};
 // end serve
 
+// export
+inline constexpr Flag kOpset{"--opset", "ONNX opset of the default domain (>= 20: Gelu, LayerNormalization)", nullptr,
+                             "opset"};
+inline constexpr Flag kBatchAxis{"--batch-axis",
+                                 "the graph's batch axis: dynamic, or a fixed size N (fixed exports skip verification "
+                                 "at other batch sizes: use --no-verify)",
+                                 nullptr, "batch_axis"};
+inline constexpr Flag kNoVerify{"--no-verify",
+                                "write without running onnxruntime on the test split (no comparison, no fusion report)",
+                                nullptr, "verify"};
+// end export
+
 /// Every flag above, for the table test and for naming a flag from a library option.
 inline constexpr const Flag* kAll[] = {
     &kDevice,
@@ -304,6 +319,10 @@ inline constexpr const Flag* kAll[] = {
     &kDuration,
     &kConnections,
     &kBody,
+    // export
+    &kOpset,
+    &kBatchAxis,
+    &kNoVerify,
 };
 }  // namespace flags
 
