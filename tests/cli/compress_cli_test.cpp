@@ -114,7 +114,7 @@ TEST(CompressCliTest, BadRecipesAndFlagsAreUsageErrors) {
   EXPECT_THAT(option.err, HasSubstr("unknown option 'bits'"));
   EXPECT_THAT(option.err, HasSubstr("per_channel"));  // lists the valid ones
   const auto unknown = out / "unknown.json";
-  std::ofstream(unknown) << R"({"passes": [{"pass": "distill"}]})";
+  std::ofstream(unknown) << R"({"passes": [{"pass": "shrink_by_magic"}]})";
   const Result pass =
       run("compress " + trained_mlp() + " --recipe " + unknown.string() + " -o " + (out / "x").string());
   EXPECT_EQ(pass.code, 2) << pass.err;

@@ -144,6 +144,11 @@ TEST(PresetTest, PresetsSetWhatWasNotGivenAndSayWhat) {
   EXPECT_EQ(low.accumulate, 4);
   EXPECT_EQ(low.batch_size, 128) << "explicit";
 
+  TrainOptions cpu;
+  apply_preset(cpu, "cpu", {"channels_last"});
+  EXPECT_EQ(cpu.device, "cpu");
+  EXPECT_FALSE(cpu.channels_last) << "explicit";
+
   TrainOptions fast;
   apply_preset(fast, "throughput", {});
   EXPECT_EQ(fast.batch_size, 512);
