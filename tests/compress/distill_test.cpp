@@ -122,6 +122,41 @@ TEST(FakeQuantTest, WeightFakeQuantIsQuantizeThenDequantizeWithAStraightThroughG
   EXPECT_TRUE(at::equal(x.grad(), torch::tensor({0.0f, 1.0f, 1.0f, 0.0f}))) << "no gradient where it clipped";
 }
 
+TEST(RegressionDistillTest, AForecasterLearnsFromItsTeachersOutputsAndTheTrueTargets) {
+  // The regression variant end to end on the real GoldSilver prices: the LSTM's outputs are cached
+  // beside the targets ([N, 2 * out]) and the student (the source, pruned) trains on both MSEs.
+  testing::TempDir dir("hone-distill-lstm");
+  train::TrainOptions o;
+  o.model = "lstm";
+  o.data = "goldsilver";
+  o.epochs = 2;
+  o.max_steps_per_epoch = 20;
+  o.batch_size = 64;
+  o.workers = 0;
+  o.progress = false;
+  o.out_dir = dir / "teacher";
+  train::train(o);
+  CompressOptions c;
+  c.source = (dir / "teacher").string();
+  c.recipe = parse_recipe(
+      {{"passes",
+        {{{"pass", "distill"}, {"epochs", 2}, {"alpha", 0.5}, {"batch_size", 64}, {"max_steps_per_epoch", 20}}}}},
+      "test");
+  c.output = dir / "student";
+  c.measure = false;
+  const auto report = compress_model(c);
+  const auto& d = report.passes.at(0).details;
+  EXPECT_NE(d["loss"].get<std::string>().find("MSE(teacher)"), std::string::npos) << d["loss"];
+  const double start = d["training"]["start_val_score"].get<double>();
+  EXPECT_LT(start, 0) << "a forecaster's score is -RMSE";
+  EXPECT_GE(d["training"]["best_val_score"].get<double>(), start) << "never worse than the student it got";
+  auto model = run::load_run_model(dir / "student");
+  const auto data = data::load_dataset("goldsilver", {});
+  const auto val = train::evaluate(*model, data.val, data.info.task, "val", c10::kCPU);
+  ASSERT_TRUE(val.rmse.has_value());
+  EXPECT_NEAR(-*val.rmse, d["training"]["best_val_score"].get<double>(), 1e-6) << "the kept epoch was saved";
+}
+
 // --- the passes on a real digits run ------------------------------------------------------------
 
 class TrainingPassesTest : public ::testing::Test {
