@@ -16,7 +16,6 @@
 #include "../training/fine_tune.h"
 #include "hone/core/error.h"
 #include "hone/data/datasets.h"
-#include "hone/train/evaluate.h"
 #include "teacher_targets.h"
 
 namespace hone::compress {
@@ -62,34 +61,16 @@ class Distill : public Pass {
       fail_usage_option("pass", "distill trains on the run's dataset: compress a run directory, not a zoo name");
     check_trainable(model, "distill");
     const auto& data = *context.data;
-    TeacherOptions teacher;
-    teacher.pass = "distill";
-    teacher.teachers = options["teachers"].get<std::vector<std::string>>();
+    TeacherOptions teacher = read_teacher_options("distill", options, context.train_device);
     if (teacher.teachers.empty()) fail_usage_option("teachers", "distill: name at least one teacher (\"source\")");
     teacher.weights = number_list(options["teacher_weights"]);
-    teacher.temperature = options["temperature"].get<double>();
-    teacher.alpha = options["alpha"].get<double>();
-    teacher.device = context.train_device;
     TrainingTargets targets = make_training_targets(model, data, teacher, context.load_model);
 
-    FineTuneOptions tune;
-    tune.pass = "distill";
-    tune.epochs = options["epochs"].get<std::int64_t>();
-    tune.batch_size = options["batch_size"].get<std::int64_t>();
-    tune.learning_rate = options["lr"].get<double>();
-    tune.weight_decay = options["weight_decay"].get<double>();
-    tune.warmup_steps = options["warmup_steps"].get<std::int64_t>();
-    tune.max_steps_per_epoch = options["max_steps_per_epoch"].get<std::int64_t>();
-    tune.precision = options["precision"].get<std::string>();
-    tune.seed = options["seed"].get<std::uint64_t>();
-    tune.device = context.train_device;
+    const FineTuneOptions tune = read_fine_tune_options("distill", options, context.train_device);
     ZeroMasks zeros(model);
-    const auto task = data.info.task;
-    const c10::Device device = context.train_device;
-    const FineTuneResult result = fine_tune(
-        model, targets.train, targets.loss, tune,
-        [&](models::Model& m) { return train::evaluate(m, data.val, task, "val", device).score(); },
-        [&](std::int64_t) { zeros.apply(); });
+    const FineTuneResult result =
+        fine_tune(model, targets.train, targets.loss, tune, validation_scorer(data, context.train_device),
+                  [&](std::int64_t) { zeros.apply(); });
 
     report.details = targets.details;
     report.details["training"] = result.to_json();
@@ -107,40 +88,21 @@ class Distill : public Pass {
 
 PassEntry distill_entry() {
   using Type = OptionSpec::Type;
+  std::vector<OptionSpec> specs = teacher_option_specs(/*alpha=*/0.9);
+  specs.push_back({"teacher_weights",
+                   Type::IntegerList,
+                   nlohmann::json::array(),
+                   {},
+                   0,
+                   1000000,
+                   "relative weight per teacher (integers; empty: equal)"});
+  for (auto& spec : fine_tune_option_specs(/*epochs=*/3, /*lr=*/1e-3, /*weight_decay=*/1e-4)) specs.push_back(spec);
+  specs.push_back({"warmup_steps", Type::Integer, 0, {}, 0, 1 << 30, "linear warm-up steps"});
+  specs.push_back(precision_option_spec());
   return {"distill",
           "train the model (the student) on soft targets of frozen teachers (default: the source model) mixed "
           "with the labels; keeps the best epoch by validation score",
-          {{"teachers",
-            Type::StringList,
-            nlohmann::json::array({"source"}),
-            {},
-            -1e300,
-            1e300,
-            "teachers: \"source\" (the model before any pass), run directories or zoo names; several are averaged"},
-           {"teacher_weights",
-            Type::IntegerList,
-            nlohmann::json::array(),
-            {},
-            0,
-            1000000,
-            "relative weight per teacher (integers; empty: equal)"},
-           {"temperature", Type::Number, 4.0, {}, 1e-3, 1000, "softmax temperature T of the soft targets"},
-           {"alpha", Type::Number, 0.9, {}, 0.0, 1.0, "weight of the teacher term; 1 - alpha goes to the true labels"},
-           {"epochs", Type::Integer, 3, {}, 1, 1000, "training epochs"},
-           {"lr", Type::Number, 1e-3, {}, 1e-9, 10.0, "peak AdamW learning rate (cosine schedule)"},
-           {"batch_size", Type::Integer, 128, {}, 1, 1 << 20, "samples per step"},
-           {"weight_decay", Type::Number, 1e-4, {}, 0.0, 1.0, "AdamW decoupled weight decay"},
-           {"warmup_steps", Type::Integer, 0, {}, 0, 1 << 30, "linear warm-up steps"},
-           {"precision",
-            Type::String,
-            "fp32",
-            {"fp32", "tf32", "bf16", "fp16"},
-            -1e300,
-            1e300,
-            "training precision (as hone train --precision)"},
-           {"max_steps_per_epoch", Type::Integer, 0, {}, 0, 1 << 30, "> 0: cut each epoch (quick runs)"},
-           {"seed", Type::Integer, 0, {}, 0, 1e15, "batch order and dropout"}},
-          [] { return std::make_unique<Distill>(); }};
+          std::move(specs), [] { return std::make_unique<Distill>(); }};
 }
 
 }  // namespace hone::compress

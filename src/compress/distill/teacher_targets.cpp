@@ -39,6 +39,35 @@ std::vector<std::int64_t> output_shape(models::Model& model, const at::Tensor& s
 
 }  // namespace
 
+std::vector<OptionSpec> teacher_option_specs(double alpha) {
+  using Type = OptionSpec::Type;
+  return {{"teachers",
+           Type::StringList,
+           nlohmann::json::array({"source"}),
+           {},
+           -1e300,
+           1e300,
+           "teachers: \"source\" (the model before any pass), run directories or zoo names; several are averaged"},
+          {"alpha",
+           Type::Number,
+           alpha,
+           {},
+           0.0,
+           1.0,
+           "weight of the teacher term; 1 - alpha goes to the true labels (0: the labels alone)"},
+          {"temperature", Type::Number, 4.0, {}, 1e-3, 1000, "softmax temperature T of the soft targets"}};
+}
+
+TeacherOptions read_teacher_options(const std::string& pass, const nlohmann::json& options, const c10::Device& device) {
+  TeacherOptions teacher;
+  teacher.pass = pass;
+  teacher.teachers = options.at("teachers").get<std::vector<std::string>>();
+  teacher.temperature = options.at("temperature").get<double>();
+  teacher.alpha = options.at("alpha").get<double>();
+  teacher.device = device;
+  return teacher;
+}
+
 void check_trainable(models::Model& model, const std::string& pass) {
   for (const auto& item : model.named_buffers()) {
     const auto type = item.value().scalar_type();

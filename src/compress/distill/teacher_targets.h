@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../passes.h"
 #include "hone/data/datasets.h"
 #include "hone/models/model.h"
 #include "hone/train/train_step.h"
@@ -40,6 +41,11 @@ struct TrainingTargets {
 TrainingTargets make_training_targets(models::Model& student, const data::LoadedData& data,
                                       const TeacherOptions& options,
                                       const std::function<models::ModelPtr(const std::string&)>& load_model);
+
+/// The specs of `teachers` (default ["source"]), `alpha` (the pass's default) and `temperature` (4),
+/// and the TeacherOptions read from them (validated options), on `device`.
+std::vector<OptionSpec> teacher_option_specs(double alpha);
+TeacherOptions read_teacher_options(const std::string& pass, const nlohmann::json& options, const c10::Device& device);
 
 /// Refuses (hone::UsageError, option "pass") a model with integer weights: int8 layers do not
 /// train, so a training pass must run before quantization.

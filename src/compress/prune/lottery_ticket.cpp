@@ -23,7 +23,6 @@
 #include "hone/core/log.h"
 #include "hone/data/datasets.h"
 #include "hone/nn/layer.h"
-#include "hone/train/evaluate.h"
 
 namespace hone::compress {
 namespace {
@@ -114,19 +113,9 @@ class LotteryTicket : public Pass {
     TeacherOptions no_teacher;
     no_teacher.pass = "lottery_ticket";
     TrainingTargets training = make_training_targets(model, data, no_teacher, context.load_model);
-    FineTuneOptions tune;
-    tune.pass = "lottery_ticket";
-    tune.epochs = options["epochs"].get<std::int64_t>();
-    tune.batch_size = options["batch_size"].get<std::int64_t>();
-    tune.learning_rate = options["lr"].get<double>();
-    tune.weight_decay = options["weight_decay"].get<double>();
-    tune.max_steps_per_epoch = options["max_steps_per_epoch"].get<std::int64_t>();
-    tune.seed = options["seed"].get<std::uint64_t>();
-    tune.device = context.train_device;
+    FineTuneOptions tune = read_fine_tune_options("lottery_ticket", options, context.train_device);
     tune.best_from_epoch = 1;  // a rewound model is not a candidate: it is untrained
-    const auto task = data.info.task;
-    const c10::Device device = context.train_device;
-    const auto score = [&](models::Model& m) { return train::evaluate(m, data.val, task, "val", device).score(); };
+    const auto score = validation_scorer(data, context.train_device);
     const auto train_masked = [&](models::Model& m, std::vector<Prunable>& masked) {
       return fine_tune(m, training.train, training.loss, tune, score, [&](std::int64_t) {
         at::NoGradGuard no_grad;
@@ -192,26 +181,22 @@ class LotteryTicket : public Pass {
 
 PassEntry lottery_ticket_entry() {
   using Type = OptionSpec::Type;
+  std::vector<OptionSpec> specs = {
+      {"target_sparsity", Type::Number, 0.8, {}, 0.0, 1.0, "final fraction of zeros over the pruned layers"},
+      {"rounds", Type::Integer, 3, {}, 1, 100, "prune-rewind-retrain rounds (each trains `epochs`)"},
+      {"control",
+       Type::Boolean,
+       true,
+       {},
+       -1e300,
+       1e300,
+       "also train the final mask from a fresh random initialization (the control)"}};
+  for (auto& spec : fine_tune_option_specs(/*epochs=*/2, /*lr=*/2e-3, /*weight_decay=*/1e-4)) specs.push_back(spec);
+  specs.push_back(skip_option("slot paths (or prefixes) to leave dense"));
   return {"lottery_ticket",
           "iterative magnitude pruning with rewinding to the run's initial weights (Frankle & Carbin), with the "
           "random re-initialization control",
-          {{"target_sparsity", Type::Number, 0.8, {}, 0.0, 1.0, "final fraction of zeros over the pruned layers"},
-           {"rounds", Type::Integer, 3, {}, 1, 100, "prune-rewind-retrain rounds"},
-           {"epochs", Type::Integer, 2, {}, 1, 1000, "training epochs per round"},
-           {"lr", Type::Number, 2e-3, {}, 1e-9, 10.0, "peak AdamW learning rate (cosine) per round"},
-           {"batch_size", Type::Integer, 128, {}, 1, 1 << 20, "samples per step"},
-           {"weight_decay", Type::Number, 1e-4, {}, 0.0, 1.0, "AdamW decoupled weight decay"},
-           {"control",
-            Type::Boolean,
-            true,
-            {},
-            -1e300,
-            1e300,
-            "also train the final mask from a fresh random initialization (the control)"},
-           {"max_steps_per_epoch", Type::Integer, 0, {}, 0, 1 << 30, "> 0: cut each epoch (quick runs)"},
-           {"seed", Type::Integer, 0, {}, 0, 1e15, "batch order and dropout"},
-           skip_option("slot paths (or prefixes) to leave dense")},
-          [] { return std::make_unique<LotteryTicket>(); }};
+          std::move(specs), [] { return std::make_unique<LotteryTicket>(); }};
 }
 
 }  // namespace hone::compress

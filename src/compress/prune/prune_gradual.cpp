@@ -24,7 +24,6 @@
 #include "hone/core/error.h"
 #include "hone/data/datasets.h"
 #include "hone/nn/layer.h"
-#include "hone/train/evaluate.h"
 
 namespace hone::compress {
 namespace {
@@ -82,24 +81,10 @@ class PruneGradual : public Pass {
     if (targets.empty()) fail_usage_option("pass", "prune_gradual: the model has no Linear or Conv2d weight to prune");
 
     const auto& data = *context.data;
-    TeacherOptions teacher;
-    teacher.pass = "prune_gradual";
-    teacher.teachers = options["teachers"].get<std::vector<std::string>>();
-    teacher.temperature = options["temperature"].get<double>();
-    teacher.alpha = options["alpha"].get<double>();
-    teacher.device = context.train_device;
+    const TeacherOptions teacher = read_teacher_options("prune_gradual", options, context.train_device);
     TrainingTargets training = make_training_targets(model, data, teacher, context.load_model);
 
-    FineTuneOptions tune;
-    tune.pass = "prune_gradual";
-    tune.epochs = options["epochs"].get<std::int64_t>();
-    tune.batch_size = options["batch_size"].get<std::int64_t>();
-    tune.learning_rate = options["lr"].get<double>();
-    tune.weight_decay = options["weight_decay"].get<double>();
-    tune.max_steps_per_epoch = options["max_steps_per_epoch"].get<std::int64_t>();
-    tune.precision = options["precision"].get<std::string>();
-    tune.seed = options["seed"].get<std::uint64_t>();
-    tune.device = context.train_device;
+    FineTuneOptions tune = read_fine_tune_options("prune_gradual", options, context.train_device);
     const std::int64_t steps_per_epoch = fine_tune_steps_per_epoch(training.train.count(), tune);
     const std::int64_t total = steps_per_epoch * tune.epochs;
     schedule.begin_step = static_cast<std::int64_t>(std::floor(options["begin_fraction"].get<double>() * total));
@@ -113,24 +98,22 @@ class PruneGradual : public Pass {
 
     for (auto& t : targets) update_mask(t, schedule.initial_sparsity);
     nlohmann::json updates = nlohmann::json::array();
-    const auto task = data.info.task;
-    const c10::Device device = context.train_device;
-    const FineTuneResult result = fine_tune(
-        model, training.train, training.loss, tune,
-        [&](models::Model& m) { return train::evaluate(m, data.val, task, "val", device).score(); },
-        [&](std::int64_t step) {
-          if (schedule.updates_at(step)) {
-            const double s = schedule.sparsity_at(step);
-            for (auto& t : targets) update_mask(t, s);
-            if (updates.size() < 64) updates.push_back({{"step", step}, {"sparsity", s}});
-          } else {
-            at::NoGradGuard no_grad;
-            for (auto& t : targets) {
-              if (t.mask.device() != t.weight.device()) t.mask = t.mask.to(t.weight.device());
-              t.weight.mul_(t.mask);
-            }
-          }
-        });
+    const FineTuneResult result = fine_tune(model, training.train, training.loss, tune,
+                                            validation_scorer(data, context.train_device), [&](std::int64_t step) {
+                                              if (schedule.updates_at(step)) {
+                                                const double s = schedule.sparsity_at(step);
+                                                for (auto& t : targets) update_mask(t, s);
+                                                if (updates.size() < 64)
+                                                  updates.push_back({{"step", step}, {"sparsity", s}});
+                                              } else {
+                                                at::NoGradGuard no_grad;
+                                                for (auto& t : targets) {
+                                                  if (t.mask.device() != t.weight.device())
+                                                    t.mask = t.mask.to(t.weight.device());
+                                                  t.weight.mul_(t.mask);
+                                                }
+                                              }
+                                            });
 
     auto layers = nlohmann::json::array();
     std::int64_t all = 0, zeros = 0;
@@ -164,38 +147,26 @@ class PruneGradual : public Pass {
 
 PassEntry prune_gradual_entry() {
   using Type = OptionSpec::Type;
+  std::vector<OptionSpec> specs = {
+      {"target_sparsity", Type::Number, nullptr, {}, 0.0, 1.0, "final fraction of zeros per layer, in (0, 1)"},
+      {"initial_sparsity", Type::Number, 0.0, {}, 0.0, 1.0, "sparsity at the first step"},
+      {"begin_fraction", Type::Number, 0.0, {}, 0.0, 1.0, "where the ramp starts, as a fraction of all steps"},
+      {"end_fraction",
+       Type::Number,
+       0.7,
+       {},
+       0.0,
+       1.0,
+       "where the final sparsity is reached; the rest fine-tunes at the final masks"},
+      {"frequency", Type::Integer, 50, {}, 1, 1 << 30, "steps between mask updates"}};
+  for (auto& spec : fine_tune_option_specs(/*epochs=*/4, /*lr=*/1e-3, /*weight_decay=*/1e-4)) specs.push_back(spec);
+  for (auto& spec : teacher_option_specs(/*alpha=*/0.0)) specs.push_back(spec);
+  specs.push_back(precision_option_spec());
+  specs.push_back(skip_option("slot paths (or prefixes) to leave dense"));
   return {"prune_gradual",
           "train while raising Linear/Conv2d sparsity along Zhu & Gupta's cubic schedule; pruned weights stay zero "
           "through every step (optionally distilling from teachers)",
-          {{"target_sparsity", Type::Number, nullptr, {}, 0.0, 1.0, "final fraction of zeros per layer, in (0, 1)"},
-           {"initial_sparsity", Type::Number, 0.0, {}, 0.0, 1.0, "sparsity at the first step"},
-           {"begin_fraction", Type::Number, 0.0, {}, 0.0, 1.0, "where the ramp starts, as a fraction of all steps"},
-           {"end_fraction",
-            Type::Number,
-            0.7,
-            {},
-            0.0,
-            1.0,
-            "where the final sparsity is reached; the rest fine-tunes at the final masks"},
-           {"frequency", Type::Integer, 50, {}, 1, 1 << 30, "steps between mask updates"},
-           {"epochs", Type::Integer, 4, {}, 1, 1000, "training epochs"},
-           {"lr", Type::Number, 1e-3, {}, 1e-9, 10.0, "peak AdamW learning rate (cosine schedule)"},
-           {"batch_size", Type::Integer, 128, {}, 1, 1 << 20, "samples per step"},
-           {"weight_decay", Type::Number, 1e-4, {}, 0.0, 1.0, "AdamW decoupled weight decay"},
-           {"teachers",
-            Type::StringList,
-            nlohmann::json::array({"source"}),
-            {},
-            -1e300,
-            1e300,
-            "teachers when alpha > 0 (as distill)"},
-           {"alpha", Type::Number, 0.0, {}, 0.0, 1.0, "weight of the teacher term (0: the labels alone)"},
-           {"temperature", Type::Number, 4.0, {}, 1e-3, 1000, "softmax temperature of the soft targets"},
-           {"precision", Type::String, "fp32", {"fp32", "tf32", "bf16", "fp16"}, -1e300, 1e300, "training precision"},
-           {"max_steps_per_epoch", Type::Integer, 0, {}, 0, 1 << 30, "> 0: cut each epoch (quick runs)"},
-           {"seed", Type::Integer, 0, {}, 0, 1e15, "batch order and dropout"},
-           skip_option("slot paths (or prefixes) to leave dense")},
-          [] { return std::make_unique<PruneGradual>(); }};
+          std::move(specs), [] { return std::make_unique<PruneGradual>(); }};
 }
 
 }  // namespace hone::compress

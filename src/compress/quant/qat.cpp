@@ -24,7 +24,6 @@
 #include "hone/core/error.h"
 #include "hone/data/datasets.h"
 #include "hone/nn/layer.h"
-#include "hone/train/evaluate.h"
 #include "int8_static_plan.h"
 #include "observers.h"
 #include "quant_common.h"
@@ -179,23 +178,12 @@ class Qat : public Pass {
     });
 
     const auto& data = *context.data;
-    TeacherOptions teacher;
-    teacher.pass = "qat";
-    teacher.teachers = options["teachers"].get<std::vector<std::string>>();
-    teacher.temperature = options["temperature"].get<double>();
-    teacher.alpha = options["alpha"].get<double>();
-    teacher.device = c10::kCPU;
+    const TeacherOptions teacher = read_teacher_options("qat", options, c10::kCPU);
     TrainingTargets training = make_training_targets(model, data, teacher, context.load_model);
 
-    FineTuneOptions tune;
-    tune.pass = "qat";
-    tune.epochs = options["epochs"].get<std::int64_t>();
-    tune.batch_size = options["batch_size"].get<std::int64_t>();
-    tune.learning_rate = options["lr"].get<double>();
-    tune.weight_decay = options["weight_decay"].get<double>();
-    tune.max_steps_per_epoch = options["max_steps_per_epoch"].get<std::int64_t>();
-    tune.seed = options["seed"].get<std::uint64_t>();
-    tune.device = c10::kCPU;                                         // int8 layers and their observers live on the CPU
+    // int8 layers and their observers live on the CPU.
+    FineTuneOptions tune =
+        read_fine_tune_options("qat", options, c10::kCPU);           // int8 layers and their observers live on the CPU
     tune.best_from_epoch = std::min(freeze_after + 1, tune.epochs);  // ranges fixed from then on
 
     const auto freeze = [&](bool frozen) {
@@ -206,6 +194,7 @@ class Qat : public Pass {
       }
     };
     quant::replace_targets(targets, [&](quant::StaticTarget& t) { return fake_quant_tap(t, per_channel, range); });
+    const auto val_score = validation_scorer(data, c10::kCPU);
     FineTuneResult result;
     const at::Tensor probe = context.calibration_batches(1).front();
     at::Tensor fake_output;
@@ -215,7 +204,7 @@ class Qat : public Pass {
           [&](models::Model& m) {
             // Validation sees the fake-quantized model; it must not move the ranges.
             freeze(true);
-            const double score = train::evaluate(m, data.val, data.info.task, "val", c10::kCPU).score();
+            const double score = val_score(m);
             freeze(false);
             return score;
           },
@@ -253,13 +242,8 @@ class Qat : public Pass {
 
 PassEntry qat_entry() {
   using Type = OptionSpec::Type;
-  return {"qat",
-          "quantization-aware training (fake-quantized int8 weights and activations, EMA ranges), then int8 static "
-          "layers as quant_int8_static makes them (needs a run directory; fold batch norms first)",
-          {{"epochs", Type::Integer, 2, {}, 1, 1000, "training epochs"},
-           {"lr", Type::Number, 2e-4, {}, 1e-9, 10.0, "peak AdamW learning rate (cosine schedule)"},
-           {"batch_size", Type::Integer, 128, {}, 1, 1 << 20, "samples per step"},
-           {"weight_decay", Type::Number, 0.0, {}, 0.0, 1.0, "AdamW decoupled weight decay"},
+  std::vector<OptionSpec> specs = fine_tune_option_specs(/*epochs=*/2, /*lr=*/2e-4, /*weight_decay=*/0.0);
+  for (OptionSpec spec : std::vector<OptionSpec>{
            {"per_channel", Type::Boolean, true, {}, -1e300, 1e300, "one weight scale per output channel"},
            {"ema_momentum", Type::Number, 0.01, {}, 1e-6, 1.0, "how fast the activation ranges follow each batch"},
            {"freeze_observers_after",
@@ -269,20 +253,14 @@ PassEntry qat_entry() {
             0,
             1000,
             "epochs after which the activation ranges stop moving (later epochs train against fixed ranges)"},
-           {"calibration_batches", Type::Integer, 8, {}, 1, 1e9, "training batches that seed the ranges"},
-           {"teachers",
-            Type::StringList,
-            nlohmann::json::array({"source"}),
-            {},
-            -1e300,
-            1e300,
-            "teachers when alpha > 0 (as distill)"},
-           {"alpha", Type::Number, 0.0, {}, 0.0, 1.0, "weight of the teacher term (0: the labels alone)"},
-           {"temperature", Type::Number, 4.0, {}, 1e-3, 1000, "softmax temperature of the soft targets"},
-           {"max_steps_per_epoch", Type::Integer, 0, {}, 0, 1 << 30, "> 0: cut each epoch (quick runs)"},
-           {"seed", Type::Integer, 0, {}, 0, 1e15, "batch order"},
-           skip_option("layer paths (or path prefixes) to leave in float")},
-          [] { return std::make_unique<Qat>(); }};
+           {"calibration_batches", Type::Integer, 8, {}, 1, 1e9, "training batches that seed the ranges"}})
+    specs.push_back(std::move(spec));
+  for (auto& spec : teacher_option_specs(/*alpha=*/0.0)) specs.push_back(spec);
+  specs.push_back(skip_option("layer paths (or path prefixes) to leave in float"));
+  return {"qat",
+          "quantization-aware training (fake-quantized int8 weights and activations, EMA ranges), then int8 static "
+          "layers as quant_int8_static makes them (needs a run directory; fold batch norms first)",
+          std::move(specs), [] { return std::make_unique<Qat>(); }};
 }
 
 }  // namespace hone::compress

@@ -10,6 +10,7 @@
 
 #include "hone/core/error.h"
 #include "hone/core/log.h"
+#include "hone/train/evaluate.h"
 #include "hone/train/grad_scaler.h"
 #include "hone/train/input_pipeline.h"
 #include "hone/train/lr_schedule.h"
@@ -49,6 +50,47 @@ nlohmann::json FineTuneResult::to_json() const {
           {"epochs", history},
           {"best_epoch", best_epoch},
           {"best_val_score", best_score}};
+}
+
+std::vector<OptionSpec> fine_tune_option_specs(std::int64_t epochs, double lr, double weight_decay) {
+  using Type = OptionSpec::Type;
+  return {{"epochs", Type::Integer, epochs, {}, 1, 1000, "training epochs"},
+          {"lr", Type::Number, lr, {}, 1e-9, 10.0, "peak AdamW learning rate (cosine schedule)"},
+          {"batch_size", Type::Integer, 128, {}, 1, 1 << 20, "samples per step"},
+          {"weight_decay", Type::Number, weight_decay, {}, 0.0, 1.0, "AdamW decoupled weight decay"},
+          {"max_steps_per_epoch", Type::Integer, 0, {}, 0, 1 << 30, "> 0: cut each epoch (quick runs)"},
+          {"seed", Type::Integer, 0, {}, 0, 1e15, "batch order and dropout"}};
+}
+
+OptionSpec precision_option_spec() {
+  return {"precision",
+          OptionSpec::Type::String,
+          "fp32",
+          {"fp32", "tf32", "bf16", "fp16"},
+          -1e300,
+          1e300,
+          "training precision (as hone train --precision)"};
+}
+
+FineTuneOptions read_fine_tune_options(const std::string& pass, const nlohmann::json& options,
+                                       const c10::Device& device) {
+  FineTuneOptions tune;
+  tune.pass = pass;
+  tune.epochs = options.at("epochs").get<std::int64_t>();
+  tune.batch_size = options.at("batch_size").get<std::int64_t>();
+  tune.learning_rate = options.at("lr").get<double>();
+  tune.weight_decay = options.at("weight_decay").get<double>();
+  tune.max_steps_per_epoch = options.at("max_steps_per_epoch").get<std::int64_t>();
+  tune.seed = options.at("seed").get<std::uint64_t>();
+  if (options.contains("precision")) tune.precision = options.at("precision").get<std::string>();
+  if (options.contains("warmup_steps")) tune.warmup_steps = options.at("warmup_steps").get<std::int64_t>();
+  tune.device = device;
+  return tune;
+}
+
+std::function<double(models::Model&)> validation_scorer(const data::LoadedData& data, const c10::Device& device) {
+  return
+      [&data, device](models::Model& m) { return train::evaluate(m, data.val, data.info.task, "val", device).score(); };
 }
 
 std::int64_t fine_tune_steps_per_epoch(std::int64_t samples, const FineTuneOptions& options) {

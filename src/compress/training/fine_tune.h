@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "../passes.h"
+#include "hone/data/datasets.h"
 #include "hone/data/tensor_dataset.h"
 #include "hone/models/model.h"
 #include "hone/train/train_step.h"
@@ -59,6 +61,20 @@ FineTuneResult fine_tune(models::Model& model, const data::TensorDataset& train,
                          const FineTuneOptions& options, const std::function<double(models::Model&)>& score,
                          const std::function<void(std::int64_t step)>& after_step = {},
                          const std::function<void(std::int64_t epoch)>& before_epoch = {});
+
+/// The option specs every training pass declares — epochs, lr, batch_size, weight_decay,
+/// max_steps_per_epoch, seed — with the pass's own defaults.
+std::vector<OptionSpec> fine_tune_option_specs(std::int64_t epochs, double lr, double weight_decay);
+/// The `precision` spec (as hone train --precision), for passes that train in any precision.
+OptionSpec precision_option_spec();
+
+/// FineTuneOptions from a pass's validated options (the specs above; `precision` and
+/// `warmup_steps` where the pass declares them), training on `device`.
+FineTuneOptions read_fine_tune_options(const std::string& pass, const nlohmann::json& options,
+                                       const c10::Device& device);
+
+/// The validation score (accuracy, or −RMSE) of a model on `data`'s validation split, on `device`.
+std::function<double(models::Model&)> validation_scorer(const data::LoadedData& data, const c10::Device& device);
 
 /// Steps per epoch fine_tune will run for `samples` (the schedule of prune_gradual needs it).
 std::int64_t fine_tune_steps_per_epoch(std::int64_t samples, const FineTuneOptions& options);
