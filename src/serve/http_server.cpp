@@ -220,8 +220,10 @@ struct HttpServer::Impl {
       }
       set_error(response, 500, message);
     });
-    // Every written response passes here, httplib's own 404/413 included.
-    server.set_logger([this](const httplib::Request& request, const httplib::Response& response) {
+    // Every response passes here before its first byte is written, httplib's own 404/413
+    // included: a scrape that follows a reply counts it (set_logger runs only after the write,
+    // so a client could see its answer before /metrics did).
+    server.set_post_routing_handler([this](const httplib::Request& request, httplib::Response& response) {
       metrics.observe_request(endpoint_label(request.path), response.status);
     });
   }
