@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares .gpu-deps/: the Debian packages hone builds against (header-only CLI11 and nlohmann-json,
-# GoogleTest, zlib, utf8proc) unpacked into a folder that travels to the lent GPU machine, which has
+# GoogleTest, zlib, utf8proc, the gloo/ headers) unpacked into a folder that travels to the lent GPU machine, which has
 # torch, CUDA, CMake and ninja but no package registry. Run here, once; `make gpu-test` uses it there.
 #   scripts/gpu_deps.sh            the packages (~5 MB)
 #   scripts/gpu_deps.sh --minilm   also .gpu-deps/minilm-bf16/: all-MiniLM-L6-v2 with its weights in
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.gpu-deps
 packages=(libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest zlib1g-dev zlib1g
-  libutf8proc-dev libutf8proc2)
+  libutf8proc-dev libutf8proc2 libgloo-dev)
 if [[ -f $out/.done && "$(cat "$out/.done")" == "${packages[*]}" ]]; then
   echo "[gpu-deps] $out ready"
 else

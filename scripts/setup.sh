@@ -25,7 +25,7 @@ APT_PACKAGES=(
   cmake ninja-build g++ make ccache pkg-config clang-format clang-tidy
   python3 python3-venv
   libcli11-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libutf8proc-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libutf8proc-dev libcpp-httplib-dev libgloo-dev
   dataset-fashion-mnist python3-sklearn r-cran-aer r-cran-modeldata fortunes
 )
 

@@ -7,6 +7,14 @@
 
 namespace hone {
 
+int cuda_device_count() {
+#ifdef HONE_WITH_CUDA
+  return cuda_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+#else
+  return 0;
+#endif
+}
+
 bool cuda_available() {
 #ifdef HONE_WITH_CUDA
   return torch::cuda::is_available();

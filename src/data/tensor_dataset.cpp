@@ -51,6 +51,18 @@ void drive(const TensorDataset& dataset, Sampler sampler, const LoaderOptions& o
 
 }  // namespace
 
+at::Tensor shuffled_loader_order(std::int64_t n) {
+  torch::data::samplers::RandomSampler sampler(n);  // draws once here...
+  sampler.reset();                                  // ...and again where the data loader begins
+  std::vector<std::int64_t> order;
+  order.reserve(static_cast<std::size_t>(n));
+  while (auto indices = sampler.next(static_cast<std::size_t>(std::max<std::int64_t>(n, 1)))) {
+    for (std::size_t i : *indices) order.push_back(static_cast<std::int64_t>(i));
+    if (order.size() >= static_cast<std::size_t>(n)) break;
+  }
+  return at::tensor(order, at::TensorOptions().dtype(at::kLong));
+}
+
 void for_each_batch(const TensorDataset& dataset, const LoaderOptions& options,
                     const std::function<void(torch::data::Example<>&)>& fn) {
   HONE_CHECK(options.batch_size > 0, "batch size must be positive, got {}", options.batch_size);

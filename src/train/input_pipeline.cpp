@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "hone/core/error.h"
+#include "hone/train/distributed/shard.h"
 
 #ifdef HONE_WITH_CUDA
 #include <ATen/cuda/CUDAEvent.h>
@@ -79,6 +80,8 @@ InputPipeline::InputPipeline(const data::TensorDataset& dataset, PipelineOptions
     : dataset_(dataset), options_(std::move(options)) {
   if (options_.batch_size < 1) fail_usage_option("batch_size", "batch size must be >= 1, got {}", options_.batch_size);
   if (options_.prefetch_depth < 2) options_.prefetch_depth = 2;
+  if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
+    fail("input pipeline: rank {} of a world of {}", options_.rank, options_.world_size);
   const std::int64_t bytes = bytes_of(dataset.inputs()) + bytes_of(dataset.targets());
   cached_ = options_.device.is_cuda() && bytes <= options_.device_cache_bytes && dataset.count() > 0;
   if (cached_) {
@@ -87,9 +90,15 @@ InputPipeline::InputPipeline(const data::TensorDataset& dataset, PipelineOptions
   }
 }
 
+std::int64_t InputPipeline::batches_per_epoch() const {
+  std::int64_t batches = distributed::steps_per_epoch(dataset_.count(), options_.batch_size, options_.world_size);
+  if (options_.max_batches > 0) batches = std::min(batches, options_.max_batches);
+  return batches;
+}
+
 void InputPipeline::for_each_epoch_batch(const std::function<void(Batch&)>& fn) {
   if (cached_) return run_cached(fn);
-  if (options_.device.is_cuda() || options_.force_prefetch_thread) return run_prefetched(fn);
+  if (options_.device.is_cuda() || options_.force_prefetch_thread || options_.world_size > 1) return run_prefetched(fn);
   data::LoaderOptions loader{options_.batch_size, options_.shuffle, options_.workers, false, options_.max_batches};
   data::for_each_batch(dataset_, loader, [&](torch::data::Example<>& example) {
     Batch batch{example.data, example.target};
@@ -103,12 +112,12 @@ void InputPipeline::run_cached(const std::function<void(Batch&)>& fn) {
   at::Tensor order = options_.shuffle ? at::randperm(n, at::TensorOptions().dtype(at::kLong))
                                       : at::arange(n, at::TensorOptions().dtype(at::kLong));
   order = order.to(options_.device, /*non_blocking=*/false);
-  std::int64_t batches = (n + options_.batch_size - 1) / options_.batch_size;
-  if (options_.max_batches > 0) batches = std::min(batches, options_.max_batches);
+  const std::int64_t batches = batches_per_epoch();
   for (std::int64_t b = 0; b < batches; ++b) {
-    const std::int64_t start = b * options_.batch_size;
-    const at::Tensor index = order.narrow(0, start, std::min(options_.batch_size, n - start));
-    Batch batch{device_inputs_.index_select(0, index), device_targets_.index_select(0, index)};
+    const auto shard = distributed::batch_shard(n, options_.batch_size, options_.rank, options_.world_size, b);
+    const at::Tensor index = order.narrow(0, shard.start, shard.count);
+    Batch batch{device_inputs_.index_select(0, index), device_targets_.index_select(0, index),
+                shard.loss_weight(options_.world_size)};
     fn(batch);
   }
 }
@@ -120,17 +129,20 @@ void InputPipeline::run_prefetched(const std::function<void(Batch&)>& fn) {
   // it (randperm from the global generator): the producer thread must not touch the generator
   // while the training loop draws dropout masks from it.
   const std::int64_t n = dataset_.count();
-  const at::Tensor order = options_.shuffle ? at::randperm(n, at::TensorOptions().dtype(at::kLong))
-                                            : at::arange(n, at::TensorOptions().dtype(at::kLong));
-  std::int64_t batches = (n + options_.batch_size - 1) / options_.batch_size;
-  if (options_.max_batches > 0) batches = std::min(batches, options_.max_batches);
+  // A data-parallel CPU rank shards the order the single-process CPU path (the loader) uses.
+  const bool loader_order = !cuda && options_.world_size > 1;
+  const at::Tensor order = !options_.shuffle ? at::arange(n, at::TensorOptions().dtype(at::kLong))
+                           : loader_order    ? data::shuffled_loader_order(n)
+                                             : at::randperm(n, at::TensorOptions().dtype(at::kLong));
+  const std::int64_t batches = batches_per_epoch();
   // The producer gathers host batches (pinned, for an asynchronous copy) in that order.
   std::thread producer([&] {
     try {
       for (std::int64_t b = 0; b < batches; ++b) {
-        const std::int64_t start = b * options_.batch_size;
-        const at::Tensor index = order.narrow(0, start, std::min(options_.batch_size, n - start));
-        Batch host{dataset_.inputs().index_select(0, index), dataset_.targets().index_select(0, index)};
+        const auto shard = distributed::batch_shard(n, options_.batch_size, options_.rank, options_.world_size, b);
+        const at::Tensor index = order.narrow(0, shard.start, shard.count);
+        Batch host{dataset_.inputs().index_select(0, index), dataset_.targets().index_select(0, index),
+                   shard.loss_weight(options_.world_size)};
         if (cuda) {
           host.input = host.input.pin_memory();
           host.target = host.target.pin_memory();

@@ -36,21 +36,27 @@ TrainStep::TrainStep(ForwardFn forward, LossFn loss, Optimizer& optimizer, GradS
 void TrainStep::run(const std::vector<Batch>& micro_batches, const at::Tensor& lr) {
   HONE_CHECK(!micro_batches.empty(), "a step needs at least one micro-batch");
   optimizer_.zero_grad();
+  if (sync_ != nullptr) sync_->begin_step();
   const double n = static_cast<double>(micro_batches.size());
   at::Tensor step_loss = at::zeros_like(loss_sum_);
-  for (const Batch& batch : micro_batches) {
+  for (std::size_t i = 0; i < micro_batches.size(); ++i) {
+    const Batch& batch = micro_batches[i];
+    if (batch.input.size(0) == 0) continue;  // a rank's empty shard: zeros to the all-reduce
     at::Tensor loss;
     {
       PrecisionScope scope(precision_, batch.input.device());
       loss = loss_(forward_(batch.input), batch.target);
     }
     // The mean of the micro-batches' mean losses: the large batch's loss when they are equal-sized.
-    loss = loss.to(at::kFloat) / n;
+    loss = loss.to(at::kFloat) * (batch.loss_weight / n);
+    if (sync_ != nullptr) sync_->before_backward(i + 1 == micro_batches.size());
     scaler_.scale(loss).backward();
     step_loss.add_(loss.detach());
   }
+  if (sync_ != nullptr) sync_->finish_gradients();
   const auto grads = optimizer_.grads();
-  const at::Tensor found_inf = scaler_.unscale(grads);
+  at::Tensor found_inf = scaler_.unscale(grads);
+  if (sync_ != nullptr && found_inf.defined()) sync_->agree(found_inf);
   if (grad_clip_ > 0 && !grads.empty()) clip_grad_norm(grads, grad_clip_);
   optimizer_.step(lr, found_inf);
   scaler_.update(found_inf);

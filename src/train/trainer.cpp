@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "hone/core/device.h"
 #include "hone/core/error.h"
@@ -17,6 +18,8 @@
 #include "hone/run/checkpoint.h"
 #include "hone/runtime/settings.h"
 #include "hone/train/activation_checkpoint.h"
+#include "hone/train/distributed/shard.h"
+#include "hone/train/distributed/training_group.h"
 #include "hone/train/evaluate.h"
 #include "hone/train/grad_scaler.h"
 #include "hone/train/graphed_step.h"
@@ -73,6 +76,9 @@ void validate(const TrainOptions& o) {
   if (o.weight_decay < 0) fail_usage_option("weight_decay", "weight decay must be >= 0, got {}", o.weight_decay);
   if (o.grad_clip < 0) fail_usage_option("grad_clip", "gradient clipping norm must be >= 0, got {}", o.grad_clip);
   if (o.workers < 0) fail_usage_option("workers", "workers must be >= 0, got {}", o.workers);
+  if (!(o.distributed_timeout_seconds > 0) || !std::isfinite(o.distributed_timeout_seconds))
+    fail_usage_option("distributed_timeout_seconds", "the distributed timeout must be > 0 seconds, got {}",
+                      o.distributed_timeout_seconds);
   if (o.out_dir.empty()) fail_usage_option("output", "an output directory is required");
   if (!(o.pretrained_lr_scale > 0) || !std::isfinite(o.pretrained_lr_scale))
     fail_usage_option("pretrained_lr_scale", "the pretrained parameters' lr scale must be > 0, got {}",
@@ -190,8 +196,50 @@ models::ModelPtr initial_model(const run::RunConfig& config, std::uint64_t seed_
   return model;
 }
 
+namespace {
+
+/// The training config every rank must share (the device differs: cuda:LOCAL_RANK).
+nlohmann::json shared_config(const TrainOptions& options) {
+  nlohmann::json j = to_json(options);
+  j.erase("device");
+  j.erase("workers");
+  j["data_options"] = {{"window", options.data_options.window}, {"limit", options.data_options.limit}};
+  return j;
+}
+
+TrainResult train_process(TrainOptions options, const EpochCallback& on_epoch, distributed::TrainingGroup* group);
+
+}  // namespace
+
 TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
   validate(options);
+  const auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(options.distributed_timeout_seconds * 1e3));
+  std::unique_ptr<distributed::TrainingGroup> group =
+      distributed::TrainingGroup::from_environment(options.device, timeout);
+  if (!group) return train_process(options, on_epoch, nullptr);
+  try {
+    return train_process(options, on_epoch, group.get());
+  } catch (const std::exception& e) {
+    group->report_failure(e.what());  // what the other ranks will say about this one
+    // Rank 0 serves the store that message is in: it stays a moment for the others to read it.
+    if (group->rank() == 0) std::this_thread::sleep_for(std::chrono::seconds(3));
+    throw;
+  }
+}
+
+namespace {
+
+TrainResult train_process(TrainOptions options, const EpochCallback& on_epoch, distributed::TrainingGroup* group) {
+  const int world = group != nullptr ? group->world_size() : 1;
+  const bool writes = group == nullptr || group->writes();
+  if (group != nullptr) {
+    if (options.cuda_graphs)
+      fail_usage_option("cuda_graphs",
+                        "a captured step holds no all-reduce; drop --cuda-graphs in a data-parallel run");
+    options.device = group->device_string();
+    options.progress = options.progress && writes;
+    group->check_same_config(shared_config(options));
+  }
   const fs::path run_dir = options.out_dir;
   if (!options.resume && run::has_checkpoint(run_dir)) {
     fail_option("resume", "'{}' already holds a training run; resume it or choose another output directory",
@@ -212,8 +260,11 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
   config.data_options = options.data_options;
   config.train_options = to_json(options);
   config.train_options["initial_weights"] = setup.init;
+  config.train_options["world_size"] = world;
+  config.train_options["global_batch_size"] = options.batch_size * options.accumulate * world;
 
   TrainState state;
+  int saved_world = world;
   if (options.resume) {
     const run::RunConfig saved = run::load_run_config(run_dir);
     HONE_CHECK(saved.architecture == config.architecture && saved.dataset == config.dataset &&
@@ -223,14 +274,25 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
     state = load_checkpoint(run_dir, *model, *optimizer);
     if (!state.scaler.is_null()) scaler.load(state.scaler);
     log_info("resuming {} after epoch {} (step {})", run_dir.string(), state.epochs_done, state.global_step);
+    saved_world = saved.train_options.is_object() ? saved.train_options.value("world_size", 1) : 1;
   }
-  run::save_run_config(run_dir, config);
+  if (writes) run::save_run_config(run_dir, config);
+  distributed::DataParallel* parallel = group != nullptr ? &group->attach(*model) : nullptr;
 
   const std::int64_t n_train = data.train.dataset.count();
   HONE_CHECK(n_train > 0, "dataset '{}' has no training samples", options.data);
-  const std::int64_t batches = (n_train + options.batch_size - 1) / options.batch_size;
+  const std::int64_t batches = distributed::steps_per_epoch(n_train, options.batch_size, world);
   std::int64_t steps_per_epoch = (batches + options.accumulate - 1) / options.accumulate;
   if (options.max_steps_per_epoch > 0) steps_per_epoch = std::min(steps_per_epoch, options.max_steps_per_epoch);
+  if (saved_world != world) {
+    // Resumed on another number of ranks: an epoch has another number of steps, so the schedule
+    // continues from the fraction of training done (epochs are the unit that carries over).
+    log_info(
+        "resuming with {} rank(s) where the run trained on {}: the global batch is now {}; the schedule "
+        "continues from epoch {} of {}",
+        world, saved_world, options.batch_size * options.accumulate * world, state.epochs_done, options.epochs);
+    state.global_step = static_cast<std::int64_t>(state.epochs_done) * steps_per_epoch;
+  }
   LrScheduleOptions schedule_options;
   schedule_options.kind = options.lr_schedule;
   schedule_options.peak = options.learning_rate;
@@ -245,6 +307,8 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
   pipeline_options.workers = options.workers;
   pipeline_options.max_batches = steps_per_epoch * options.accumulate;
   pipeline_options.device = device;
+  pipeline_options.rank = group != nullptr ? group->rank() : 0;
+  pipeline_options.world_size = world;
   InputPipeline pipeline(data.train.dataset, pipeline_options);
   const at::Tensor lr = at::zeros({}, at::TensorOptions().device(device).dtype(at::kFloat));
 
@@ -254,6 +318,8 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
   TrainResult result;
   result.run_dir = run_dir;
   result.parameters = models::count_parameters(*model);
+  result.rank = group != nullptr ? group->rank() : 0;
+  result.world_size = world;
   for (int epoch = state.epochs_done + 1; epoch <= options.epochs; ++epoch) {
     // Batch order and dropout depend only on (seed, epoch): a resumed run repeats them exactly.
     torch::manual_seed(options.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
@@ -264,6 +330,7 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
     EpochRecord record;
     record.epoch = epoch;
     TrainStep step(forward, loss_fn, *optimizer, scaler, precision, options.grad_clip, device);
+    step.set_gradient_sync(parallel);
     LossReadout readout(step);
     std::vector<Batch> micro;
     auto run_step = [&] {
@@ -282,8 +349,11 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
       }
       micro.clear();
       ++state.global_step;
+      if (group != nullptr) distributed::maybe_inject_fault(group->rank(), state.global_step);
       const bool refreshed = readout.maybe_refresh(false);
-      if (refreshed && step.first_non_finite_step() > 0) return false;
+      // Ranks refresh at different moments: a data-parallel run stops only at the epoch's end,
+      // where the ranks agree, or they would leave each other waiting in an all-reduce.
+      if (refreshed && group == nullptr && step.first_non_finite_step() > 0) return false;
       bar.advance(1, fmt::format("loss {:.4f}", readout.mean()));
       return true;
     };
@@ -295,7 +365,9 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
     });
     if (finite && !micro.empty()) finite = run_step();  // the epoch's last, shorter step
     readout.maybe_refresh(true);
-    if (const std::int64_t bad = step.first_non_finite_step(); bad > 0) {
+    std::int64_t bad = step.first_non_finite_step();
+    if (group != nullptr) bad = static_cast<std::int64_t>(group->max(static_cast<double>(bad), "the loss check"));
+    if (bad > 0) {
       fail(
           "training diverged: the loss is not finite at epoch {} step {}; the last good checkpoint (epoch {}) in "
           "'{}' is intact",
@@ -304,10 +376,16 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
     record.steps = step.steps();
     record.first_step_loss = step.first_loss();
     record.train_loss = readout.sum() / static_cast<double>(std::max<std::int64_t>(record.steps, 1));
+    if (group != nullptr) {
+      // Each rank's loss carries its shard's weight: the ranks' mean is the global batch's loss.
+      record.first_step_loss = group->mean(record.first_step_loss, "the training loss");
+      record.train_loss = group->mean(record.train_loss, "the training loss");
+    }
     record.learning_rate = schedule.at(state.global_step - 1);
     record.skipped_steps = scaler.skipped_steps() - skipped_before;
     record.loss_scale = scaler.current_scale();
-    record.val = evaluate(*model, data.val, data.info.task, "val", device);
+    record.val = group != nullptr ? group->evaluate(*model, data.val, data.info.task, "val")
+                                  : evaluate(*model, data.val, data.info.task, "val", device);
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     bar.finish(fmt::format("loss {:.4f}", record.train_loss));
 
@@ -315,17 +393,29 @@ TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch) {
     if (is_best) {
       state.best_epoch = epoch;
       state.best_score = record.val.score();
-      run::save_weights(run_dir / "model.safetensors", *model, {{"epoch", std::to_string(epoch)}});
+      if (writes) run::save_weights(run_dir / "model.safetensors", *model, {{"epoch", std::to_string(epoch)}});
     }
     state.epochs_done = epoch;
     state.history.push_back(record);
     state.scaler = scaler.state();
-    save_checkpoint(run_dir, *model, *optimizer, state);
-    if (on_epoch) on_epoch(record, is_best);
+    if (writes) save_checkpoint(run_dir, *model, *optimizer, state);
+    if (on_epoch && writes) on_epoch(record, is_best);
     if (options.stop_after_epochs > 0 && epoch >= options.stop_after_epochs) break;
   }
   result.state = state;
+  if (group != nullptr) {
+    if (writes && parallel->steps() > 0)
+      log_info(
+          "data parallel on {} ranks ({}): {} gradient bucket(s); rank 0 waited {:.2f} ms a step for the "
+          "all-reduce after backward",
+          world, group->communicator().backend(), parallel->buckets().size(),
+          parallel->exposed_wait_ms() / static_cast<double>(parallel->steps()));
+    group->barrier("the end of training");  // no rank leaves (taking the store with it) early
+    group->report_done();
+  }
   return result;
 }
+
+}  // namespace
 
 }  // namespace hone::train

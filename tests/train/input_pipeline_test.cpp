@@ -48,6 +48,39 @@ TEST(InputPipelineTest, ThePrefetchThreadKeepsTheDrawnOrderWhileTheLoopDrawsToo)
   for (std::int64_t i = 0; i < 103; ++i) EXPECT_EQ(sorted[static_cast<std::size_t>(i)], i) << "every sample once";
 }
 
+TEST(InputPipelineTest, TwoCpuRanksShardTheSingleProcessLoadersOrder) {
+  const auto dataset = numbered(103);
+  auto epoch = [&](int rank, int world) {
+    return order_of([&](const auto& sink) {
+      torch::manual_seed(4);
+      PipelineOptions o;
+      o.batch_size = 8;
+      o.workers = 2;
+      o.rank = rank;
+      o.world_size = world;
+      InputPipeline pipeline(dataset, o);
+      pipeline.for_each_epoch_batch([&](Batch& b) { sink(b.target); });
+    });
+  };
+  const auto single = epoch(0, 1);  // torch::data's loader
+  ASSERT_EQ(single.size(), 103u);
+  EXPECT_EQ(data::shuffled_loader_order(0).numel(), 0);
+  // Two ranks of 8 rows take the loader's order 16 rows a step, rank 0 the first 8 of each.
+  const auto rank0 = epoch(0, 2), rank1 = epoch(1, 2);
+  std::vector<std::int64_t> interleaved;
+  for (std::size_t step = 0, i0 = 0, i1 = 0; interleaved.size() < 103; ++step) {
+    const std::size_t take0 = std::min<std::size_t>(8, rank0.size() - i0);
+    interleaved.insert(interleaved.end(), rank0.begin() + i0, rank0.begin() + i0 + take0);
+    i0 += take0;
+    const std::size_t take1 = std::min<std::size_t>(8, rank1.size() - i1);
+    interleaved.insert(interleaved.end(), rank1.begin() + i1, rank1.begin() + i1 + take1);
+    i1 += take1;
+    ASSERT_LT(step, 20u);
+  }
+  EXPECT_EQ(interleaved, single);
+  EXPECT_EQ(rank0.size() + rank1.size(), 103u);
+}
+
 TEST(InputPipelineTest, MaxBatchesCutsTheEpochAndAnErrorInTheLoopStopsTheProducer) {
   const auto dataset = numbered(64);
   PipelineOptions o;

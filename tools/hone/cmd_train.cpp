@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "flags.h"
+#include "hone/core/device.h"
 #include "hone/core/error.h"
 #include "hone/core/fs.h"
 #include "hone/core/progress.h"
@@ -15,6 +16,7 @@
 #include "hone/models/registry.h"
 #include "hone/runtime/units.h"
 #include "hone/train/batch_finder.h"
+#include "hone/train/distributed/launcher.h"
 #include "hone/train/lr_finder.h"
 #include "hone/train/presets.h"
 #include "hone/train/trainer.h"
@@ -36,6 +38,7 @@ struct TrainCommand {
   std::int64_t lr_find_steps = 100;
   bool find_batch = false;
   std::string memory_budget;
+  int nproc = 0;
   std::set<std::string> explicit_options;  ///< library option names of the flags given (presets keep them)
 };
 
@@ -54,7 +57,28 @@ void run_lr_find(TrainCommand& cmd) {
   }
 }
 
+/// --nproc N: this command again in N worker processes, as torchrun would start them.
+void run_workers(TrainCommand& cmd) {
+  if (cmd.lr_find || cmd.find_batch) fail_usage("--nproc trains; find the learning rate or the batch without it");
+  if (std::getenv("WORLD_SIZE") != nullptr)
+    fail_usage(
+        "--nproc inside a distributed job (WORLD_SIZE is set): let torchrun or --nproc start the ranks, not both");
+  const c10::Device device = parse_device(cmd.options.device);
+  if (device.is_cuda()) {
+    const int gpus = cuda_device_count();
+    if (cmd.nproc > gpus)
+      fail_usage("--nproc {} with --device cuda needs {} GPUs; this machine has {}", cmd.nproc, cmd.nproc, gpus);
+  }
+  train::distributed::LaunchOptions launch;
+  launch.processes = cmd.nproc;
+  launch.arguments = train::distributed::arguments_without("--nproc");
+  const int code = train::distributed::launch_local_workers(launch);
+  if (code != 0) fail("the {}-process run failed (above: which rank, and what the others saw)", cmd.nproc);
+}
+
 void run_train(TrainCommand& cmd) {
+  if (cmd.nproc < 0) fail_usage("--nproc must be at least 1, got {}", cmd.nproc);
+  if (cmd.nproc > 1) return run_workers(cmd);
   apply_threads(cmd.threads);
   train::TrainOptions& o = cmd.options;
   o.autotune = !cmd.no_autotune;
@@ -97,6 +121,7 @@ void run_train(TrainCommand& cmd) {
               << std::flush;
   };
   const train::TrainResult result = train::train(o, on_epoch);
+  if (result.rank != 0) return;  // rank 0 speaks for a data-parallel run
   const auto& state = result.state;
   if (cmd.json) {
     nlohmann::json j = train::to_json(state);
@@ -143,6 +168,9 @@ void register_train(CLI::App& root) {
               "  hone train -m minilm -d fine-foods-text --device cuda --precision bf16 --epochs 3 --lr 1e-3 "
               "-o runs/minilm-ff\n"
               "  hone train -m cnn -d fashion-mnist --device cuda --find-batch --memory-budget 4GiB -o runs/big\n"
+              "  hone train -m cnn -d fashion-mnist --nproc 2 -o runs/cnn-ddp            # 2 CPU processes on Gloo\n"
+              "  hone train -m minilm -d fine-foods-text --device cuda --nproc 2 -o runs/minilm-ddp   # 2 GPUs, NCCL\n"
+              "  torchrun --no-python --nproc-per-node 2 hone train -m cnn -d fashion-mnist -o runs/cnn-ddp\n"
               "Presets:\n"
               "  fast-gpu       " +
               preset_summary("fast-gpu") +
@@ -196,6 +224,8 @@ void register_train(CLI::App& root) {
   add_flag(*app, flags::kWindow, o.data_options.window);
   add_flag(*app, flags::kLimit, o.data_options.limit);
   add_flag(*app, flags::kMaxSteps, o.max_steps_per_epoch);
+  add_flag(*app, flags::kNproc, cmd->nproc);
+  add_flag(*app, flags::kDistributedTimeout, o.distributed_timeout_seconds);
   add_flag(*app, flags::kQuiet, cmd->quiet);
   add_flag(*app, flags::kJson, cmd->json);
   app->callback([cmd, app] {

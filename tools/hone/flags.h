@@ -101,6 +101,14 @@ inline constexpr Flag kResume{"--resume", "continue the run in --out from its la
 inline constexpr Flag kWindow{"--window", "forecasting: days of history per sample", nullptr, "window"};
 inline constexpr Flag kLimit{"--limit", "use at most N samples per split (quick trials)", nullptr, "limit"};
 inline constexpr Flag kMaxSteps{"--max-steps", "cut each epoch after N steps (quick trials)", nullptr, "max_steps"};
+inline constexpr Flag kNproc{"--nproc",
+                             "data-parallel on N local processes (one per GPU with --device cuda; Gloo on the CPU); "
+                             "--batch-size is per process",
+                             nullptr, "nproc"};
+inline constexpr Flag kDistributedTimeout{"--dist-timeout",
+                                          "data-parallel: seconds a rank waits for the others before it stops, "
+                                          "naming the one that did not answer",
+                                          "HONE_DIST_TIMEOUT", "distributed_timeout_seconds"};
 inline constexpr Flag kQuiet{"-q,--quiet", "no progress bar", nullptr, "quiet"};
 inline constexpr Flag kRunDir{"run_dir", "a run directory written by `hone train`", nullptr, "run_dir"};
 inline constexpr Flag kSplit{"--split", "which split to evaluate: test or val", nullptr, "split"};
@@ -249,6 +257,8 @@ inline constexpr const Flag* kAll[] = {
     &kWindow,
     &kLimit,
     &kMaxSteps,
+    &kNproc,
+    &kDistributedTimeout,
     &kQuiet,
     &kRunDir,
     &kSplit,

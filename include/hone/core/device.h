@@ -20,6 +20,8 @@ std::string dtype_name(c10::ScalarType dtype);
 
 /// True when this build links torch_cuda and a CUDA device is visible.
 bool cuda_available();
+/// Visible CUDA devices (0 without CUDA).
+int cuda_device_count();
 
 /// Seeds torch's CPU (and CUDA) generators; makes runs repeatable.
 void seed_everything(std::uint64_t seed);

@@ -39,6 +39,11 @@ struct LoaderOptions {
   std::int64_t max_batches = 0;  ///< > 0: stop after this many batches
 };
 
+/// The order a shuffling for_each_batch visits `n` samples in, drawn from the global generator
+/// exactly as its loader draws it (torch::data's RandomSampler, reset when the loader begins), so a
+/// caller that shards batches itself (data-parallel training) sees the single process's order.
+at::Tensor shuffled_loader_order(std::int64_t n);
+
 /// Runs a torch::data loader over `dataset` and calls `fn` for each batch, in sampler order.
 void for_each_batch(const TensorDataset& dataset, const LoaderOptions& options,
                     const std::function<void(torch::data::Example<>& batch)>& fn);

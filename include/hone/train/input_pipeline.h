@@ -12,7 +12,8 @@
 ///   CPU           batches are assembled by the torch::data workers on the caller's side
 ///
 /// The device paths draw one randperm(n) per epoch on the caller's thread and yield batches in
-/// that order (tests/train/input_pipeline_test.cpp); the CPU path is torch::data's sampler.
+/// that order (tests/train/input_pipeline_test.cpp); the CPU path is torch::data's sampler, which
+/// draws the same order. With world_size > 1 every path takes the rank's shards of that order.
 ///
 ///   train::InputPipeline pipeline(data.train.dataset, {.batch_size = 128, .shuffle = true, .device = device});
 ///   pipeline.for_each_epoch_batch([&](train::Batch& batch) { step.run({batch}, lr); });
@@ -35,6 +36,10 @@ struct PipelineOptions {
   c10::Device device = c10::kCPU;
   std::int64_t device_cache_bytes = std::int64_t{2} << 30;  ///< 0: never cache on the device
   bool force_prefetch_thread = false;                       ///< use the producer thread on the CPU too (tests)
+  /// Data-parallel: this rank's shard of every step's global batch (distributed/shard.h); every
+  /// rank must draw the same order (the same seed). batch_size is per rank.
+  int rank = 0;
+  int world_size = 1;
 };
 
 class InputPipeline {
@@ -42,6 +47,8 @@ class InputPipeline {
   InputPipeline(const data::TensorDataset& dataset, PipelineOptions options);
   /// One epoch: `fn` gets each batch on the device, in order.
   void for_each_epoch_batch(const std::function<void(Batch&)>& fn);
+  /// Batches (steps) one epoch yields on this rank: the same on every rank.
+  std::int64_t batches_per_epoch() const;
   /// Whether the whole split lives on the device.
   bool cached_on_device() const { return cached_; }
 

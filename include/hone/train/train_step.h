@@ -27,6 +27,24 @@ namespace hone::train {
 struct Batch {
   at::Tensor input;
   at::Tensor target;
+  /// The loss is multiplied by this: in data-parallel training, rows here × world size ÷ rows in
+  /// the global batch, so that the ranks' average gradient is the global batch's mean when their
+  /// shards differ in size (an epoch's last batch). A batch of 0 rows contributes zeros.
+  double loss_weight = 1.0;
+};
+
+/// What a step tells a data-parallel gradient synchronizer (train/distributed/data_parallel.h).
+class GradientSync {
+ public:
+  virtual ~GradientSync() = default;
+  /// Before the step's first forward.
+  virtual void begin_step() = 0;
+  /// Before each micro-batch's backward; only the last one's gradients are all-reduced.
+  virtual void before_backward(bool last_micro_batch) = 0;
+  /// After the last backward: every gradient is the average over the ranks.
+  virtual void finish_gradients() = 0;
+  /// Makes the overflow flag (0-dim float, > 0: skip the step) the same on every rank.
+  virtual void agree(at::Tensor& found_inf) = 0;
 };
 
 /// (model output, target) -> scalar loss (mean over the micro-batch).
@@ -52,6 +70,8 @@ class TrainStep {
   std::int64_t steps() const { return steps_; }
   /// Books a step run elsewhere (a graph replay) whose loss is `step_loss` (0-dim, on the device).
   void account(const at::Tensor& step_loss);
+  /// Data-parallel training: the synchronizer every step calls (null: one process).
+  void set_gradient_sync(GradientSync* sync) { sync_ = sync; }
 
  private:
   ForwardFn forward_;
@@ -60,6 +80,7 @@ class TrainStep {
   GradScaler& scaler_;
   Precision precision_;
   double grad_clip_;
+  GradientSync* sync_ = nullptr;
   std::int64_t steps_ = 0;
   at::Tensor loss_sum_;    ///< float32 [] on the device
   at::Tensor first_loss_;  ///< float32 []

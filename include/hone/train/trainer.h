@@ -62,6 +62,9 @@ struct TrainOptions {
   bool progress = true;
   std::int64_t max_steps_per_epoch = 0;  ///< > 0: cut epochs short after this many optimizer steps
   int stop_after_epochs = 0;             ///< > 0: stop after this many epochs as if interrupted (tests)
+  /// Data-parallel runs (the torchrun variables set, train/distributed/): how long a collective or
+  /// the rendezvous waits for the other ranks before it fails naming the one that stopped.
+  double distributed_timeout_seconds = 300;
 };
 
 nlohmann::json to_json(const TrainOptions& options);
@@ -70,11 +73,16 @@ struct TrainResult {
   std::filesystem::path run_dir;
   TrainState state;
   std::int64_t parameters = 0;
+  int rank = 0;  ///< data-parallel: this process's rank (only rank 0 wrote the run directory)
+  int world_size = 1;
 };
 
-/// Called after each epoch (for printing). May be empty.
+/// Called after each epoch (for printing; on rank 0 only in a data-parallel run). May be empty.
 using EpochCallback = std::function<void(const EpochRecord&, bool is_best)>;
 
+/// One process, or one rank of a data-parallel job when the torchrun variables say so (RANK,
+/// WORLD_SIZE, MASTER_ADDR, MASTER_PORT; train/distributed/environment.h): then batch_size is per
+/// rank, gradients are averaged over the ranks, and rank 0 alone writes out_dir.
 TrainResult train(const TrainOptions& options, const EpochCallback& on_epoch = {});
 
 /// What train() builds from the options before its first step — the data, the model on its device
