@@ -61,7 +61,8 @@ void expect_same_weights(const fs::path& a, const fs::path& b, bool parameters_o
   ASSERT_EQ(wa.size(), wb.size());
   ASSERT_FALSE(wa.empty());
   for (const auto& [name, t] : wa) {
-    if (parameters_only && (name.find("running_") != std::string::npos || name.find("num_batches") != std::string::npos))
+    if (parameters_only &&
+        (name.find("running_") != std::string::npos || name.find("num_batches") != std::string::npos))
       continue;
     ASSERT_TRUE(wb.count(name)) << name;
     EXPECT_TRUE(at::allclose(t, wb.at(name), testing::kFp32Reordered.relative, testing::kFp32Reordered.absolute))

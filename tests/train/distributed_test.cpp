@@ -187,7 +187,6 @@ TEST(DistributedDataParallel, TwoRanksStepLikeOneProcessOnTheConcatenatedBatch) 
   Trainer reference(1);
   for (const Step& s : steps) {
     std::vector<Batch> micro;
-    const std::int64_t per = s.rows / s.micro;
     for (std::int64_t m = 0; m < s.micro; ++m) {
       // The global micro-batch m: rank 0's part of it, then rank 1's.
       std::vector<at::Tensor> xs, ys;
@@ -198,7 +197,6 @@ TEST(DistributedDataParallel, TwoRanksStepLikeOneProcessOnTheConcatenatedBatch) 
         ys.push_back(y.narrow(0, s.start + shard.start + m * part, part));
       }
       micro.push_back({at::cat(xs), at::cat(ys)});
-      (void)per;
     }
     reference.step->run(micro, lr);
   }

@@ -8,7 +8,6 @@
 
 #include "commands.h"
 #include "flags.h"
-#include "hone/core/device.h"
 #include "hone/core/error.h"
 #include "hone/core/fs.h"
 #include "hone/core/progress.h"
@@ -63,14 +62,9 @@ void run_workers(TrainCommand& cmd) {
   if (std::getenv("WORLD_SIZE") != nullptr)
     fail_usage(
         "--nproc inside a distributed job (WORLD_SIZE is set): let torchrun or --nproc start the ranks, not both");
-  const c10::Device device = parse_device(cmd.options.device);
-  if (device.is_cuda()) {
-    const int gpus = cuda_device_count();
-    if (cmd.nproc > gpus)
-      fail_usage("--nproc {} with --device cuda needs {} GPUs; this machine has {}", cmd.nproc, cmd.nproc, gpus);
-  }
   train::distributed::LaunchOptions launch;
   launch.processes = cmd.nproc;
+  launch.device = cmd.options.device;
   launch.arguments = train::distributed::arguments_without("--nproc");
   const int code = train::distributed::launch_local_workers(launch);
   if (code != 0) fail("the {}-process run failed (above: which rank, and what the others saw)", cmd.nproc);

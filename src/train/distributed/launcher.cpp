@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "hone/core/device.h"
 #include "hone/core/error.h"
 
 extern char** environ;
@@ -78,6 +79,9 @@ std::vector<std::string> arguments_without(const std::string& flag) {
 
 int launch_local_workers(const LaunchOptions& options) {
   HONE_CHECK(options.processes >= 1, "distributed: --nproc must be at least 1, got {}", options.processes);
+  if (parse_device(options.device).is_cuda() && options.processes > cuda_device_count())
+    fail_usage_option("nproc", "{} worker processes on {} need {} GPUs; this machine has {}", options.processes,
+                      options.device, options.processes, cuda_device_count());
   const int port = options.master_port > 0 ? options.master_port : free_local_port();
   std::vector<pid_t> pids;
   for (int rank = 0; rank < options.processes; ++rank) {

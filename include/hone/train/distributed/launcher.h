@@ -17,6 +17,7 @@ namespace hone::train::distributed {
 
 struct LaunchOptions {
   int processes = 2;
+  std::string device = "cpu";          ///< the workers' device: on CUDA each needs its own GPU
   std::vector<std::string> arguments;  ///< the worker's argv after the program name
   int master_port = 0;                 ///< 0: a free port on 127.0.0.1
   std::chrono::milliseconds grace{std::chrono::seconds(15)};

@@ -34,7 +34,6 @@ class TrainingGroup {
   int rank() const { return communicator_->rank(); }
   int world_size() const { return communicator_->world_size(); }
   bool writes() const { return rank() == 0; }  ///< rank 0 alone writes the run directory
-  c10::Device device() const { return device_; }
   std::string device_string() const { return device_.str(); }
   Communicator& communicator() { return *communicator_; }
 
