@@ -46,7 +46,7 @@ endfunction()
 # Where a module's headers come from: a folder of links to include/hone/<module> for the module and
 # every module below it (HONE_MODULE_ORDER), and nothing above. A library sees only its own folder,
 # so `#include "hone/compress/..."` in src/train fails to compile.
-set(HONE_MODULE_ORDER core ops io data randnla nn models run text runtime train profile bench compress export serve
+set(HONE_MODULE_ORDER core ops io data randnla nn models run text runtime train profile bench compress export serve optimize
     CACHE INTERNAL "hone's modules, lowest first (docs/ARCHITECTURE.md)")
 function(hone_module_includes target module)
   set(view ${PROJECT_BINARY_DIR}/include-views/${module})

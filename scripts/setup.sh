@@ -27,6 +27,7 @@ APT_PACKAGES=(
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libutf8proc-dev libcpp-httplib-dev libgloo-dev
   dataset-fashion-mnist python3-sklearn r-cran-aer r-cran-modeldata fortunes
+  chromium  # headless page test of hone optimize's report (tests/optimize/report_page_test.py)
 )
 
 install_apt() {

@@ -57,6 +57,7 @@ std::unique_ptr<CLI::App> make_app() {
   register_serve(*app);
   register_loadgen(*app);
   register_export(*app);
+  register_optimize(*app);
   return app;
 }
 

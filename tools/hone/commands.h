@@ -15,5 +15,6 @@ void register_compress(CLI::App& root);
 void register_serve(CLI::App& root);
 void register_loadgen(CLI::App& root);
 void register_export(CLI::App& root);
+void register_optimize(CLI::App& root);
 
 }  // namespace hone::cli

@@ -44,7 +44,8 @@ inline constexpr Flag kSeed{"--seed", "random seed (data order, init, dropout)",
 inline constexpr Flag kWorkers{"--workers", "data-loader worker threads", "HONE_WORKERS", "workers"};
 inline constexpr CommandHelp kOutHelp[] = {
     {"compress", "directory to write the compressed model to (a run directory)"},
-    {"export", "the .onnx file to write (atomically; removed if verification fails)"}};
+    {"export", "the .onnx file to write (atomically; removed if verification fails)"},
+    {"optimize", "directory for the chosen run, its recipe, the ONNX export and report.html (resumable)"}};
 inline constexpr Flag kOut{"-o,--out", "run directory to write (config, weights, checkpoint)", nullptr, "output",
                            kOutHelp};
 inline constexpr Flag kAccumulate{"--accumulate",
@@ -79,10 +80,14 @@ inline constexpr Flag kCheckpointActivations{"--checkpoint-activations",
                                              "recompute each block's activations in backward (less memory, about "
                                              "one more forward of time)",
                                              nullptr, "checkpoint_activations"};
+inline constexpr CommandHelp kPresetHelp[] = {
+    {"optimize",
+     "edge-cpu (cpu, batch 1), gpu-latency (cuda, batch 1) or gpu-throughput (cuda, batch 256); flags "
+     "given explicitly win"}};
 inline constexpr Flag kPreset{"--preset",
                               "set the training options for a goal: fast-gpu, low-memory, cpu or throughput (flags "
                               "given explicitly win; docs/train.md lists what each sets)",
-                              nullptr, "preset"};
+                              nullptr, "preset", kPresetHelp};
 inline constexpr Flag kInit{"--init",
                             "initial weights: auto (pretrained where hone has them, i.e. minilm: all-MiniLM-L6-v2; "
                             "else random), pretrained or random",
@@ -239,6 +244,25 @@ inline constexpr Flag kNoVerify{"--no-verify",
                                 nullptr, "verify"};
 // end export
 
+// optimize
+inline constexpr Flag kSpeedup{"--speedup", "target: this many times lower latency than the source at every --batch",
+                               nullptr, "speedup"};
+inline constexpr Flag kSize{"--size", "target: this many times smaller model file than the source", nullptr, "size"};
+inline constexpr Flag kMaxAccuracyDrop{"--max-accuracy-drop",
+                                       "target: at most this many accuracy points lost on the validation split "
+                                       "(forecasters: % RMSE increase)",
+                                       nullptr, "max_accuracy_drop"};
+inline constexpr Flag kLatencyMs{"--latency-ms", "target: p50 latency at the first --batch at most this (0: none)",
+                                 nullptr, "latency_ms"};
+inline constexpr Flag kBudgetMinutes{"--budget-minutes",
+                                     "minutes the search may spend on candidates (training ones are cut first)",
+                                     "HONE_BUDGET_MINUTES", "budget_minutes"};
+inline constexpr Flag kMaxTrainSteps{"--max-train-steps",
+                                     "cut every training pass to N steps per epoch (quick runs; 0: as planned)",
+                                     nullptr, "max_train_steps"};
+inline constexpr Flag kNoExport{"--no-export", "do not export the chosen run to ONNX", nullptr, "export_onnx"};
+// end optimize
+
 /// Every flag above, for the table test and for naming a flag from a library option.
 inline constexpr const Flag* kAll[] = {
     &kDevice,
@@ -333,6 +357,14 @@ inline constexpr const Flag* kAll[] = {
     &kOpset,
     &kBatchAxis,
     &kNoVerify,
+    // optimize
+    &kSpeedup,
+    &kSize,
+    &kMaxAccuracyDrop,
+    &kLatencyMs,
+    &kBudgetMinutes,
+    &kMaxTrainSteps,
+    &kNoExport,
 };
 }  // namespace flags
 

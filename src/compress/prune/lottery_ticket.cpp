@@ -126,6 +126,7 @@ class LotteryTicket : public Pass {
       });
     };
 
+    model.to(context.train_device);  // the scorer runs on the training device (the model arrives on the CPU)
     const double dense_score = score(model);
     model.to(c10::kCPU);
     const double rate = 1.0 - std::pow(1.0 - target, 1.0 / static_cast<double>(rounds));
