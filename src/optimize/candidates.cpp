@@ -108,9 +108,13 @@ std::vector<CandidatePlan> propose_candidates(const ModelTraits& traits, const D
   // go within the accuracy budget is what the search finds out.
   if (traits.channel_groups && weights) {
     for (const double amount : {0.25, 0.5, 0.75}) {
+      // Distillation trains in bf16 where the device computes it natively (about 2x faster a step on
+      // an AVX512-BF16 CPU); QAT stays in fp32, its fake-quantized grid is an fp32 grid.
+      nlohmann::json distill = {{"epochs", 3}, {"lr", 2e-3}, {"temperature", 4}, {"alpha", 0.9}};
+      if (device.native_bf16) distill["precision"] = "bf16";
       auto passes = nlohmann::json::array(
           {pass("prune_structured", {{"amount", amount}, {"recalibrate_batch_norm", traits.batch_norm}}),
-           pass("distill", {{"epochs", 3}, {"lr", 2e-3}, {"temperature", 4}, {"alpha", 0.9}})});
+           pass("distill", distill)});
       if (traits.batch_norm) passes.push_back(pass("fuse_conv_bn"));
       std::string finish;
       if (!device.cuda) {

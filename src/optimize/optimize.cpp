@@ -296,6 +296,17 @@ CandidateResult run_candidate(Search& s, const CandidatePlan& plan, const std::s
   return result;
 }
 
+/// Seconds a candidate's training passes spent in their epochs (their reports' per-epoch times).
+double training_seconds(const CandidateResult& c) {
+  double seconds = 0;
+  for (const auto& p : c.pass_details) {
+    const auto& details = p.value("details", nlohmann::json::object());
+    if (!details.contains("training") || !details["training"].contains("epochs")) continue;
+    for (const auto& epoch : details["training"]["epochs"]) seconds += epoch.value("seconds", 0.0);
+  }
+  return std::min(seconds, c.seconds);
+}
+
 void judge_candidate(const Search& s, CandidateResult& c) {
   if (!c.measure) return;
   c.verdict = judge(s.baseline.latency_ms, s.baseline.file_bytes, s.baseline.validation, c.measure->latency_ms,
@@ -516,9 +527,13 @@ OptimizeReport optimize_run(const OptimizeOptions& options) {
           options.max_train_steps > 0 ? cap_recipe_steps(plan->recipe, options.max_train_steps) : plan->recipe;
       const auto short_steps_taken =
           std::max<std::int64_t>(1, training_steps(report.candidates[index].recipe, train_samples));
-      const double estimate = report.candidates[index].seconds *
-                              static_cast<double>(training_steps(recipe, train_samples)) /
-                              static_cast<double>(short_steps_taken);
+      // Training time scales with the steps; the rest (teacher outputs cached, calibration,
+      // measuring) does not.
+      const auto& short_run = report.candidates[index];
+      const double trained = training_seconds(short_run);
+      const double estimate =
+          (short_run.seconds - trained) +
+          trained * static_cast<double>(training_steps(recipe, train_samples)) / static_cast<double>(short_steps_taken);
       const bool cached = fs::exists(out / "candidates" / plan->id / "result.json", ec);
       if (!cached && s.spent + estimate > budget * 1.1) {
         dropped(*plan, plan->id, recipe, "full",

