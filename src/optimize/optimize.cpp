@@ -84,7 +84,7 @@ ModelMeasure ModelMeasure::from_json(const nlohmann::json& j) {
   return m;
 }
 
-nlohmann::json CandidateResult::to_json(const Targets& /*targets*/) const {
+nlohmann::json CandidateResult::to_json() const {
   nlohmann::json j = {{"id", id},           {"label", label},   {"stage", stage},
                       {"status", status},   {"recipe", recipe}, {"rung", rung},
                       {"seconds", seconds}, {"pareto", pareto}, {"pass_details", pass_details}};
@@ -235,6 +235,18 @@ nlohmann::json hot_spots(const std::string& target, const Search& s, std::vector
   return rows;
 }
 
+/// A candidate's identity, before anything is known about it.
+CandidateResult new_result(const CandidatePlan& plan, const std::string& id, const nlohmann::json& recipe,
+                           const std::string& rung) {
+  CandidateResult c;
+  c.id = id;
+  c.label = plan.label;
+  c.stage = plan.stage;
+  c.recipe = recipe;
+  c.rung = rung;
+  return c;
+}
+
 CandidateResult run_candidate(Search& s, const CandidatePlan& plan, const std::string& id, const nlohmann::json& recipe,
                               const std::string& rung) {
   const auto dir = s.out / "candidates" / id;
@@ -245,12 +257,7 @@ CandidateResult run_candidate(Search& s, const CandidatePlan& plan, const std::s
     s.spent += cached.seconds;
     return cached;
   }
-  CandidateResult result;
-  result.id = id;
-  result.label = plan.label;
-  result.stage = plan.stage;
-  result.recipe = recipe;
-  result.rung = rung;
+  CandidateResult result = new_result(plan, id, recipe, rung);
   const auto start = std::chrono::steady_clock::now();
   if (fs::exists(dir, ec)) remove_tree(dir);  // an interrupted attempt
   fs::create_directories(dir);
@@ -292,7 +299,7 @@ CandidateResult run_candidate(Search& s, const CandidatePlan& plan, const std::s
   }
   result.seconds = seconds_since(start);
   s.spent += result.seconds;
-  write_file_atomic(result_path, result.to_json(s.options.targets).dump(2) + "\n");
+  write_file_atomic(result_path, result.to_json().dump(2) + "\n");
   return result;
 }
 
@@ -436,12 +443,10 @@ OptimizeReport optimize_run(const OptimizeOptions& options) {
         nlohmann::json{{"measure", s.baseline.to_json()}, {"hot_spots", report.baseline_hot_spots}}.dump(2) + "\n");
   }
   report.baseline = s.baseline;
-  target.model.reset();
 
   // 2. Candidates for what this model holds, on this device.
-  auto source_model = run::load_run_model(options.source);
-  const auto traits = describe_model(*source_model);
-  source_model.reset();
+  const auto traits = describe_model(*target.model);
+  target.model.reset();
   DeviceTraits device_traits;
   device_traits.cuda = device.is_cuda();
   device_traits.native_bf16 = device.is_cuda() || cpu_has_native_bf16();
@@ -457,12 +462,7 @@ OptimizeReport optimize_run(const OptimizeOptions& options) {
   };
   const auto dropped = [&](const CandidatePlan& plan, const std::string& id, const nlohmann::json& recipe,
                            const std::string& rung, std::string why) {
-    CandidateResult c;
-    c.id = id;
-    c.label = plan.label;
-    c.stage = plan.stage;
-    c.recipe = recipe;
-    c.rung = rung;
+    CandidateResult c = new_result(plan, id, recipe, rung);
     c.status = "dropped";
     c.error = std::move(why);
     report.candidates.push_back(std::move(c));
@@ -647,7 +647,7 @@ nlohmann::json OptimizeReport::to_json() const {
   nlohmann::json front = nlohmann::json::array();
   nlohmann::json sensitivity = nlohmann::json::array();
   for (const auto& c : candidates) {
-    candidates_json.push_back(c.to_json(targets));
+    candidates_json.push_back(c.to_json());
     if (c.pareto) front.push_back(c.id);
     if (!sensitivity.empty()) continue;
     for (const auto& p : c.pass_details) {

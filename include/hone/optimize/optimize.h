@@ -44,7 +44,7 @@ struct OptimizeOptions {
   Targets targets;
   std::string device = "cpu";
   double budget_minutes = 15;  ///< for the search (baseline and final verdict not counted); > 0
-  std::string preset;          ///< "", edge-cpu, gpu-latency, gpu-throughput (apply_preset)
+  std::string preset;          ///< "", edge-cpu, gpu-latency, gpu-throughput: read by apply_preset, not by optimize_run
   bool force = false;          ///< start over even when `output` holds another optimize's state
   bool progress = true;        ///< progress bars on stderr
   int warmup = 5;              ///< untimed forwards before timing each batch size
@@ -85,7 +85,7 @@ struct CandidateResult {
   std::string rung;                                       ///< training candidates: short | full
   double seconds = 0;                                     ///< to build and measure it
   nlohmann::json pass_details = nlohmann::json::array();  ///< each pass's report details
-  nlohmann::json to_json(const Targets& targets) const;
+  nlohmann::json to_json() const;
   static CandidateResult from_json(const nlohmann::json& j);
 };
 
