@@ -132,6 +132,17 @@ std::vector<std::int64_t> parse_batch_list(const std::string& text) {
   return batches;
 }
 
+runtime::Summary time_forward_ms(models::Model& model, const at::Tensor& input, const runtime::RunSettings& settings,
+                                 int warmup, int iterations, bool cuda_graph) {
+  HONE_CHECK(warmup >= 0 && iterations >= 1, "need warmup >= 0 and iterations >= 1, got {} and {}", warmup, iterations);
+  runtime::ForwardRunner runner(model, input, settings, cuda_graph, warmup);
+  runtime::synchronize(settings.device);
+  std::vector<double> times_ms;
+  times_ms.reserve(static_cast<std::size_t>(iterations));
+  for (int i = 0; i < iterations; ++i) times_ms.push_back(time_once_ms(runner, settings.device));
+  return runtime::summarize(times_ms);
+}
+
 BenchReport bench_model(const std::string& target, const BenchOptions& options) {
   check_options(options);
   Prepared p = prepare(target, options);

@@ -214,6 +214,11 @@ LoadedData load_text(const DataOptions& options) {
 
 }  // namespace
 
+std::vector<std::string> load_fine_foods_texts(const std::string& split) {
+  HONE_CHECK(split == "train" || split == "test", "fine-foods split must be train or test, got '{}'", split);
+  return read_reviews(exported_data_dir() / "fine-foods" / (split + ".tsv")).texts;
+}
+
 DatasetInfo fine_foods_text_info() {
   DatasetInfo info;
   info.name = "fine-foods-text";

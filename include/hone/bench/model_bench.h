@@ -4,13 +4,17 @@
 /// model's parameters, in-memory size, file size and FLOPs. Inputs are random tensors of the
 /// dataset's shape: these are timings, never accuracy. Also: two models timed side by side
 /// (interleaved, in one process) and the largest batch that fits a memory budget.
+#include <ATen/core/Tensor.h>
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "hone/models/model.h"
 #include "hone/runtime/batch_search.h"
+#include "hone/runtime/settings.h"
 #include "hone/runtime/statistics.h"
 
 namespace hone::bench {
@@ -79,6 +83,13 @@ struct FindBatchReport {
 };
 FindBatchReport find_max_batch(const std::string& target, const BenchOptions& options, std::int64_t budget_bytes,
                                std::int64_t max_batch = 1 << 20);
+
+/// Times a prepared model's forward pass on one input as bench_model does for each batch size:
+/// `warmup` untimed passes, then `iterations` timed ones, each ended by a device synchronization;
+/// milliseconds per call. For modules above bench that need a model's measured latency (serve's
+/// batch-size -> latency curve). Call under inference mode; autocast follows `settings`.
+runtime::Summary time_forward_ms(models::Model& model, const at::Tensor& input, const runtime::RunSettings& settings,
+                                 int warmup, int iterations, bool cuda_graph = false);
 
 /// Parses "1,8,64" into batch sizes; throws hone::UsageError on anything else.
 std::vector<std::int64_t> parse_batch_list(const std::string& text);

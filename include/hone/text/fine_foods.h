@@ -11,6 +11,7 @@
 ///   data::LoadedData d = data::load_dataset("fine-foods");
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "hone/data/datasets.h"
 #include "hone/text/sentence_encoder.h"
@@ -37,6 +38,12 @@ data::LoadedData load_fine_foods(const data::DataOptions& options, const FineFoo
 /// vocabulary, [PAD]-padded, longer reviews truncated), for fine-tuning the encoder itself:
 /// `hone train -m minilm -d fine-foods-text`.
 data::DatasetInfo fine_foods_text_info();
+
+/// The review texts of a split as exported by the set-up ("train" or "test": the files' own
+/// splits, in file order, before fine-foods' validation shuffle), for real text inputs outside the
+/// datasets (serve's verification sentences and /embed request bodies). Throws hone::Error naming
+/// the file when it is missing or malformed.
+std::vector<std::string> load_fine_foods_texts(const std::string& split);
 
 /// Registers "fine-foods" and "fine-foods-text" in the data registry (once; later calls do nothing).
 void register_text_datasets();
