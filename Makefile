@@ -3,6 +3,7 @@
 #   make demo    set up, build, train + evaluate the default CNN on Fashion-MNIST, then hone optimize it
 #                to 3x faster, 5x smaller, within 1 point on this machine (report: runs/demo-opt/report.html)
 #   make test    set up, build, run the whole test suite through ctest
+#   make fuzz / make test-sanitize   fuzz every reader / the CPU suite under ASan + UBSan (docs/reliability.md)
 #   make gpu-test   on the GPU machine (torch preinstalled, no registry): build with CUDA, ctest -L cuda
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -17,7 +18,7 @@ DEMO_EPOCHS ?= 4
 DEMO_OPT_DIR ?= runs/demo-opt
 DEMO_BUDGET_MINUTES ?= 12
 
-.PHONY: all setup configure build demo test gpu-test format lint clean
+.PHONY: all setup configure build demo test gpu-test fuzz test-sanitize format lint clean
 
 all: build
 
@@ -42,6 +43,14 @@ demo: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
+# docs/reliability.md: libFuzzer harnesses (FUZZ_SECONDS each, default 60) and the CPU suite under
+# ASan + UBSan, both in the clang tree build-sanitize (the normal build is untouched).
+fuzz: setup
+	HONE_PYTHON="$(PYTHON)" bash scripts/fuzz.sh fuzz
+
+test-sanitize: setup
+	HONE_PYTHON="$(PYTHON)" bash scripts/fuzz.sh sanitize
+
 # On the lent GPU machine: torch 2.11+cu130 is preinstalled as python3's and nothing can be
 # fetched; the header-only/test libraries travel in .gpu-deps (made here by scripts/gpu_deps.sh).
 gpu-test:
@@ -58,4 +67,4 @@ lint: configure
 	run-clang-tidy -p $(BUILD) -quiet 'src/.*' 2>/dev/null || clang-tidy -p $(BUILD) --quiet $$(find src -name '*.cpp')
 
 clean:
-	rm -rf $(BUILD) build-gpu
+	rm -rf $(BUILD) build-gpu build-sanitize

@@ -4,11 +4,24 @@ find_package(nlohmann_json 3.10 REQUIRED)    # nlohmann-json3-dev: configs, reci
 find_package(ZLIB REQUIRED)                  # zlib1g-dev: gzip'd IDX files
 find_package(Threads REQUIRED)
 # libcpp-httplib-dev: the server's HTTP (a compiled library; its defines come from pkg-config).
-# `make setup` installs it; the GPU machine has no registry, so there the server is left out.
+# `make setup` installs it. The GPU machine has no registry: there scripts/gpu_deps.sh unpacks the
+# Debian package into .gpu-deps/, found through CMAKE_PREFIX_PATH below (pkg-config there would need
+# the .pc files of openssl and brotli too); the defines are those Debian's library was built with.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTTPLIB IMPORTED_TARGET cpp-httplib)
 if(NOT HTTPLIB_FOUND)
-  message(WARNING "hone: cpp-httplib not found (Debian libcpp-httplib-dev): the serve module is not built")
+  find_path(HONE_HTTPLIB_INCLUDE_DIR httplib.h)
+  find_library(HONE_HTTPLIB_LIBRARY NAMES libcpp-httplib.so.0.11 cpp-httplib)
+  if(HONE_HTTPLIB_INCLUDE_DIR AND HONE_HTTPLIB_LIBRARY)
+    add_library(PkgConfig::HTTPLIB UNKNOWN IMPORTED)
+    set_target_properties(PkgConfig::HTTPLIB PROPERTIES IMPORTED_LOCATION "${HONE_HTTPLIB_LIBRARY}"
+      INTERFACE_INCLUDE_DIRECTORIES "${HONE_HTTPLIB_INCLUDE_DIR}"
+      INTERFACE_COMPILE_DEFINITIONS "CPPHTTPLIB_OPENSSL_SUPPORT;CPPHTTPLIB_ZLIB_SUPPORT;CPPHTTPLIB_BROTLI_SUPPORT")
+    set(HTTPLIB_FOUND TRUE)
+    message(STATUS "hone: cpp-httplib from ${HONE_HTTPLIB_LIBRARY} (no pkg-config entry)")
+  else()
+    message(WARNING "hone: cpp-httplib not found (Debian libcpp-httplib-dev): the serve module is not built")
+  endif()
 endif()
 # libutf8proc-dev: Unicode data for the WordPiece tokenizer (NFD, case mapping, categories). Found
 # directly: Debian's libutf8proc.pc reports a stale version (2.6.0 for 2.8.0).
@@ -32,8 +45,17 @@ if(HONE_WERROR)
   target_compile_options(hone_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
 endif()
 if(HONE_SANITIZE)
+  # Reports are recoverable at build time; UBSAN_OPTIONS=halt_on_error=1 (ctest and `make fuzz` set
+  # it, docs/reliability.md) turns each into a failure, and suppressions stay possible without a rebuild.
   target_compile_options(hone_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer)
   target_link_options(hone_options INTERFACE -fsanitize=address,undefined)
+endif()
+if(HONE_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "HONE_FUZZ needs clang (libFuzzer): configure with -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  # Coverage feedback from the readers themselves, not only from the harnesses.
+  target_compile_options(hone_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=fuzzer-no-link>)
 endif()
 
 # Every target that includes torch precompiles the same header set (one PCH per target).

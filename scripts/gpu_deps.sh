@@ -9,8 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.gpu-deps
+# cpp-httplib (hone serve) is a compiled library: its runtime dependencies (OpenSSL 3, brotli) come
+# along, found through LD_LIBRARY_PATH=.gpu-deps/usr/lib/x86_64-linux-gnu where the machine lacks them.
 packages=(libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest zlib1g-dev zlib1g
-  libutf8proc-dev libutf8proc2 libgloo-dev)
+  libutf8proc-dev libutf8proc2 libgloo-dev libcpp-httplib-dev libcpp-httplib0.11 libssl3 libbrotli1)
 if [[ -f $out/.done && "$(cat "$out/.done")" == "${packages[*]}" ]]; then
   echo "[gpu-deps] $out ready"
 else

@@ -7,7 +7,6 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <chrono>
 
 #include "hone/compress/verdict.h"
 #include "hone/core/error.h"
@@ -134,8 +133,6 @@ std::vector<at::Tensor> first_batches(const data::TensorDataset& dataset, std::i
   return out;
 }
 
-void remove_all_quietly(const fs::path& path) { remove_tree(path); }
-
 }  // namespace
 
 CompressReport compress_model(const CompressOptions& options) {
@@ -216,13 +213,9 @@ CompressReport compress_model(const CompressOptions& options) {
     model->eval();
   }
 
-  // Write atomically: a temporary sibling directory, renamed into place at the end.
+  // Atomically: the run is written into a hidden sibling that replaces `output` in one rename.
   const fs::path output = fs::absolute(options.output);
-  fs::create_directories(output.parent_path());
-  const fs::path temp = output.parent_path() / fmt::format(".{}.tmp-{}", output.filename().string(),
-                                                           std::chrono::steady_clock::now().time_since_epoch().count());
-  try {
-    fs::create_directories(temp);
+  write_directory_atomic(output, [&](const fs::path& temp) {
     run::save_run_config(temp, source.config);
     nlohmann::json passes = nlohmann::json::array();
     for (const auto& pass : report.passes) {
@@ -237,18 +230,7 @@ CompressReport compress_model(const CompressOptions& options) {
                                      {"edits", editor.edits()},   {"passes", passes}};
     write_file_atomic(temp / "compress.json", manifest.dump(2) + "\n");
     run::save_weights(temp / "model.safetensors", *model, {{"hone_compress", "1"}}, run::WeightStorage::kSparse);
-    if (fs::exists(output, ec)) {
-      const fs::path old = output.parent_path() / (temp.filename().string() + ".old");
-      fs::rename(output, old);
-      fs::rename(temp, output);
-      remove_all_quietly(old);
-    } else {
-      fs::rename(temp, output);
-    }
-  } catch (...) {
-    remove_all_quietly(temp);
-    throw;
-  }
+  });
 
   if (options.measure) {
     log_info("measuring the compressed model (reloaded from {})", output.string());

@@ -2,12 +2,15 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
+#include <stdio.h>  // renameat2, RENAME_EXCHANGE (glibc >= 2.28)
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -27,6 +30,8 @@ std::string read_file(const fs::path& path) {
 
 namespace {
 
+// ".NAME.tmp.PID.COUNTER.RANDOM": hidden, so no reader lists it as a model, and named by its
+// writer's process, so the next write can tell a dead writer's leftover from a live one's.
 fs::path temp_path_for(const fs::path& path) {
   static std::atomic<unsigned> counter{0};
   std::random_device rd;
@@ -34,12 +39,40 @@ fs::path temp_path_for(const fs::path& path) {
          fmt::format(".{}.tmp.{}.{}.{}", path.filename().string(), ::getpid(), counter++, rd() % 100000);
 }
 
+// Removes the temporaries of `path` left by writers that were killed (their process is gone), so
+// interrupted saves do not pile up beside a model. A live process's temporaries are left alone.
+void remove_dead_writers_temporaries(const fs::path& path) {
+  const std::string prefix = "." + path.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (fs::directory_iterator it(path.parent_path().empty() ? fs::path(".") : path.parent_path(), ec), end;
+       !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(prefix) || name.ends_with(".old")) continue;
+    char* rest = nullptr;
+    const long pid = std::strtol(name.c_str() + prefix.size(), &rest, 10);
+    if (pid <= 0 || rest == nullptr || *rest != '.' || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) remove_tree(it->path());
+  }
+}
+
+// Directories: best effort (some file systems refuse to fsync one).
 void fsync_path(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd >= 0) {
     ::fsync(fd);
     ::close(fd);
   }
+}
+
+// A written file: its data must reach the disk before it is renamed into place; a file system that
+// reports a late write error (delayed allocation on a full disk) fails the write here.
+void fsync_file(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) fail("cannot open '{}' to flush it: {}", path.string(), std::strerror(errno));
+  const int synced = ::fsync(fd);
+  const int error = errno;
+  ::close(fd);
+  if (synced != 0) fail("cannot flush '{}' to disk: {}", path.string(), std::strerror(error));
 }
 
 }  // namespace
@@ -50,13 +83,55 @@ void write_file_atomic(const fs::path& path, const std::function<void(const fs::
   fs::create_directories(parent, ec);
   if (ec) fail("cannot create directory '{}': {}", parent.string(), ec.message());
   fs::path temp = temp_path_for(path.parent_path().empty() ? fs::path(".") / path : path);
+  remove_dead_writers_temporaries(path);
   try {
     writer(temp);
-    fsync_path(temp);
+    fsync_file(temp);
     fs::rename(temp, path, ec);
     if (ec) fail("cannot rename '{}' to '{}': {}", temp.string(), path.string(), ec.message());
   } catch (...) {
     fs::remove(temp, ec);
+    throw;
+  }
+  fsync_path(parent);
+}
+
+void write_directory_atomic(const fs::path& path, const std::function<void(const fs::path&)>& writer) {
+  const fs::path target = path.parent_path().empty() ? fs::path(".") / path : path;
+  const fs::path parent = target.parent_path();
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) fail("cannot create directory '{}': {}", parent.string(), ec.message());
+  if (fs::exists(target, ec) && !fs::is_directory(target, ec))
+    fail("cannot write directory '{}': a file of that name is in the way", target.string());
+  const fs::path temp = temp_path_for(target);
+  remove_dead_writers_temporaries(target);
+  try {
+    fs::create_directory(temp, ec);
+    if (ec) fail("cannot create directory '{}': {}", temp.string(), ec.message());
+    writer(temp);
+    fsync_path(temp);
+    if (!fs::exists(target, ec)) {
+      fs::rename(temp, target, ec);
+      if (ec) fail("cannot rename '{}' to '{}': {}", temp.string(), target.string(), ec.message());
+    } else if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
+      remove_tree(temp);  // now the previous contents
+    } else if (errno == EINVAL || errno == ENOSYS) {
+      const fs::path old = parent / fmt::format(".{}.old", temp.filename().string());
+      fs::rename(target, old, ec);
+      if (ec) fail("cannot move '{}' aside: {}", target.string(), ec.message());
+      fs::rename(temp, target, ec);
+      if (ec) {
+        std::error_code restore;
+        fs::rename(old, target, restore);
+        fail("cannot rename '{}' to '{}': {}", temp.string(), target.string(), ec.message());
+      }
+      remove_tree(old);
+    } else {
+      fail("cannot replace '{}' with '{}': {}", target.string(), temp.string(), std::strerror(errno));
+    }
+  } catch (...) {
+    remove_tree(temp);
     throw;
   }
   fsync_path(parent);
@@ -68,7 +143,7 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
     if (!out) fail("cannot write '{}': {}", temp.string(), std::strerror(errno));
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     out.flush();
-    if (!out) fail("error while writing '{}' (disk full?)", temp.string());
+    if (!out) fail("error while writing '{}': {} (disk full?)", temp.string(), std::strerror(errno));
   });
 }
 

@@ -359,7 +359,7 @@ void save_safetensors(const std::filesystem::path& path, const NamedTensors& ten
       out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     }
     out.flush();
-    if (!out) fail("error while writing '{}' (disk full?)", temp.string());
+    if (!out) fail("error while writing '{}': {} (disk full?)", temp.string(), std::strerror(errno));
   });
 }
 

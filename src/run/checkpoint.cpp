@@ -25,15 +25,19 @@ bool has_checkpoint(const fs::path& run_dir) {
 
 void save_checkpoint(const fs::path& run_dir, const torch::nn::Module& model, const io::NamedTensors& optimizer_state,
                      const nlohmann::json& state) {
-  const fs::path dir = run_dir / "checkpoint";
-  const std::int64_t epochs_done = epoch_of(state, dir / "state.json");
+  const fs::path checkpoint = run_dir / "checkpoint";
+  const std::int64_t epochs_done = epoch_of(state, checkpoint / "state.json");
   const std::string tag = std::to_string(epochs_done);
-  save_weights(dir / "weights.safetensors", model, {{kEpochKey, tag}});
   io::NamedTensors detached;
   for (const auto& [name, tensor] : optimizer_state) detached.emplace_back(name, tensor.detach());
-  io::save_safetensors(dir / "optimizer.safetensors", detached, {{kEpochKey, tag}});
-  // Written last: a checkpoint exists only once its state.json does.
-  write_file_atomic(dir / "state.json", state.dump(2) + "\n");
+  // The three files replace the previous checkpoint together: a save killed half-way leaves the
+  // previous epoch's checkpoint whole (tests/reliability: weights of epoch N+1 beside a state.json
+  // of epoch N would load neither).
+  write_directory_atomic(checkpoint, [&](const fs::path& dir) {
+    save_weights(dir / "weights.safetensors", model, {{kEpochKey, tag}});
+    io::save_safetensors(dir / "optimizer.safetensors", detached, {{kEpochKey, tag}});
+    write_file_atomic(dir / "state.json", state.dump(2) + "\n");
+  });
 }
 
 nlohmann::json load_checkpoint(const fs::path& run_dir, torch::nn::Module& model, io::NamedTensors& optimizer_state) {

@@ -20,6 +20,21 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view bytes
 void write_file_atomic(const std::filesystem::path& path,
                        const std::function<void(const std::filesystem::path&)>& writer);
 
+/// Produces a whole directory at `path` so that a reader (or a process killed at any instant) sees
+/// either the previous directory or the new one, never a mix or neither: `writer(temp_dir)` fills a
+/// hidden sibling, which then swaps with `path` in one renameat2(RENAME_EXCHANGE), and the old
+/// contents are removed. On a file system without the exchange (EINVAL) the old directory is moved
+/// aside first — a window of two renames in which `path` is missing — and removed after. If `writer`
+/// throws, the sibling is removed and `path` is left as it was. Used for compressed runs and
+/// checkpoints (docs/reliability.md):
+///
+///   write_directory_atomic("runs/cnn/checkpoint", [&](const fs::path& dir) {
+///     save_weights(dir / "weights.safetensors", model);
+///     write_file_atomic(dir / "state.json", state);
+///   });
+void write_directory_atomic(const std::filesystem::path& path,
+                            const std::function<void(const std::filesystem::path&)>& writer);
+
 /// Removes `path` and everything under it, without following symbolic links; a missing path is
 /// not an error. Returns false when something could not be removed; never throws. hone uses it
 /// instead of std::filesystem::remove_all, which the torch wheel's libtorch also exports (a copy

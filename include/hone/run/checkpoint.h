@@ -6,7 +6,9 @@
 ///   run/checkpoint/state.json            the trainer's state (whatever it needs), written last
 ///
 /// A checkpoint exists only once its state.json does, and its three files must carry the same
-/// epoch: a crash between writes leaves the previous checkpoint loadable or none, never a mix.
+/// epoch. A save writes all three into a hidden sibling directory that then replaces checkpoint/
+/// in one rename (write_directory_atomic), so a process killed at any point of a save leaves the
+/// previous checkpoint whole (tests/reliability/interrupted_write_test.cpp kills it at random points).
 /// What the state holds is the trainer's business (hone/train/train_state.h); this file knows
 /// only that it has an integer "epochs_done".
 #include <torch/nn/module.h>
