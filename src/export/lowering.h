@@ -32,12 +32,21 @@ struct Value {
   std::optional<QuantParams> quant;
 };
 
-/// The graph under construction: float weights are written in `compute` type (FLOAT or FLOAT16).
+/// The first default-domain opset with ONNX's Attention op (scaled dot-product attention over
+/// Q, K, V with a mask); below it, attention lowers as MatMul / Softmax / MatMul.
+inline constexpr std::int64_t kAttentionOpset = 23;
+
+/// The graph under construction: float weights are written in `compute` type (FLOAT or FLOAT16);
+/// `opset` (the default domain's) picks between forms where a newer opset has a single op.
 class Lowering {
  public:
-  Lowering(GraphBuilder& graph, DataType compute) : graph_(graph), compute_(compute) {}
+  Lowering(GraphBuilder& graph, DataType compute, std::int64_t opset)
+      : graph_(graph), compute_(compute), opset_(opset) {}
   GraphBuilder& graph() { return graph_; }
   DataType compute() const { return compute_; }
+  std::int64_t opset() const { return opset_; }
+  /// Whether attention lowers to ONNX's Attention op (opset >= kAttentionOpset).
+  bool has_attention_op() const { return opset_ >= kAttentionOpset; }
 
   /// A float tensor as an initializer in the compute type (converted on the CPU, contiguous);
   /// `hint` names it (made unique). Returns its name.
@@ -55,6 +64,7 @@ class Lowering {
  private:
   GraphBuilder& graph_;
   DataType compute_;
+  std::int64_t opset_;
 };
 
 /// The layer `module` (found at `path`) applied to x. Throws hone::Error naming the path and the

@@ -65,11 +65,24 @@ Value global_average_pool(Lowering& l, const Value& x, const std::string& path) 
   return x.quant ? detail::quantize_dequantize(l, flat, *x.quant, path + ".pool_output") : flat;
 }
 
-/// Multi-head attention as MatMul / Softmax / MatMul: q [B, Tq, d], k and v [B, Tk, d];
-/// bias broadcasts to [B, heads, Tq, Tk] (empty: none). Returns the heads joined, [B, Tq, d].
-Value attention(Lowering& l, const Value& q, const Value& k, const Value& v, const std::string& bias,
+/// Multi-head attention: q [B, Tq, d], k and v [B, Tk, d] -> the heads joined, [B, Tq, d].
+/// At opset >= 23 one ONNX Attention node (3-D inputs, q_num_heads = kv_num_heads = heads), with
+/// `mask` as its attn_mask (empty: none; see key_mask); below, per-head Reshape/Transpose, MatMul,
+/// Mul (1/sqrt(head_dim)), Add `mask` (an additive bias broadcasting to [B, heads, Tq, Tk]),
+/// Softmax, MatMul.
+Value attention(Lowering& l, const Value& q, const Value& k, const Value& v, const std::string& mask,
                 std::int64_t heads, std::int64_t d_model, const std::string& path) {
   const auto head_dim = d_model / heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  if (l.has_attention_op()) {
+    std::vector<std::string> inputs{q.name, k.name, v.name};
+    if (!mask.empty()) inputs.push_back(mask);
+    return {l.op("Attention", std::move(inputs),
+                 {attribute_int("q_num_heads", heads), attribute_int("kv_num_heads", heads),
+                  attribute_float("scale", static_cast<float>(scale))},
+                 path),
+            3};
+  }
   const auto split_shape = l.ints({0, 0, heads, head_dim}, path + ".split_shape");
   const auto split = [&](const Value& t, std::vector<std::int64_t> perm, const std::string& what) {
     const auto r = l.op("Reshape", {t.name, split_shape}, {}, path + "." + what + "_heads");
@@ -77,25 +90,45 @@ Value attention(Lowering& l, const Value& q, const Value& k, const Value& v, con
   };
   const auto qh = split(q, {0, 2, 1, 3}, "q"), kh = split(k, {0, 2, 3, 1}, "k"), vh = split(v, {0, 2, 1, 3}, "v");
   std::string scores = l.op("MatMul", {qh, kh}, {}, path + ".scores");
-  scores = l.op("Mul", {scores, l.scalar(1.0 / std::sqrt(static_cast<double>(head_dim)), path + ".scale")}, {},
-                path + ".scaled");
-  if (!bias.empty()) scores = l.op("Add", {scores, bias}, {}, path + ".masked");
+  scores = l.op("Mul", {scores, l.scalar(scale, path + ".scale")}, {}, path + ".scaled");
+  if (!mask.empty()) scores = l.op("Add", {scores, mask}, {}, path + ".masked");
   const auto weights = l.op("Softmax", {scores}, {attribute_int("axis", -1)}, path + ".softmax");
   const auto context = l.op("MatMul", {weights, vh}, {}, path + ".context");
   const auto joined = l.op("Transpose", {context}, {attribute_ints("perm", {0, 2, 1, 3})}, path + ".context_t");
   return {l.op("Reshape", {joined, l.ints({0, 0, d_model}, path + ".join_shape")}, {}, path + ".joined"), 3};
 }
 
+/// The attention mask of padded token sequences, from the graph's int64 `mask` [B, T] (1 = a real
+/// token) and `keep` (it cast to the compute type). For the Attention op: bool, true where a key
+/// may be attended, expanded to [B, 1, T, T] (onnxruntime 1.32's CPU Attention at opsets 23 and 24
+/// rejects a mask broadcast over the query axis: "inconsistent q_sequence_length"). For MatMul /
+/// Softmax: the additive bias, 0 where a key may be attended and the dtype's lowest finite value
+/// where it is padding, [B, 1, 1, T] (what hone adds).
+std::string key_mask(Lowering& l, const std::string& mask, const std::string& keep, const std::string& length) {
+  if (l.has_attention_op()) {
+    const auto attend =
+        l.op("Cast", {mask}, {attribute_int("to", static_cast<std::int64_t>(DataType::kBool))}, "attend");
+    const auto keys = l.op("Unsqueeze", {attend, l.ints({1, 2}, "head_query_axes")}, {}, "attend_keys");
+    const auto queries = l.op("Concat", {l.ints({1, 1}, "batch_head_ones"), length, l.ints({1}, "key_one")},
+                              {attribute_int("axis", 0)}, "query_expansion");
+    return l.op("Expand", {keys, queries}, {}, "attention_mask");
+  }
+  const double lowest = l.compute() == DataType::kFloat16 ? -65504.0 : std::numeric_limits<float>::lowest();
+  const auto padding = l.op("Sub", {l.scalar(1.0, "one"), keep}, {}, "padding");
+  const auto bias_2d = l.op("Mul", {padding, l.scalar(lowest, "lowest")}, {}, "bias_2d");
+  return l.op("Unsqueeze", {bias_2d, l.ints({1, 2}, "head_query_axes")}, {}, "attention_bias");
+}
+
 /// One TransformerEncoderLayer (pre- or post-LN) on x [B, T, d].
 Value encoder_layer(Lowering& l, torch::nn::Module& module, const std::string& path, const Value& x,
-                    const std::string& bias) {
+                    const std::string& mask) {
   auto* encoder = dynamic_cast<models::TransformerEncoderLayerImpl*>(&module);
   HONE_CHECK(encoder != nullptr, "ONNX export: {}: expected a transformer encoder layer, got {}", path, module.name());
   const auto& config = encoder->config();
   const auto self_attention = [&](const Value& h) {
     const Value q = layer(l, module, path, "query", h), k = layer(l, module, path, "key", h),
                 v = layer(l, module, path, "value", h);
-    const Value context = attention(l, q, k, v, bias, config.num_heads, config.d_model, path + ".attention");
+    const Value context = attention(l, q, k, v, mask, config.num_heads, config.d_model, path + ".attention");
     return layer(l, module, path, "attention_output", context);
   };
   const auto feed_forward = [&](const Value& h) {
@@ -235,17 +268,12 @@ Value lower_bert(Lowering& l, models::BertEncoder& model, const std::string& ids
   Value x{l.op("Add", {words, offsets}, {}, "embeddings.sum"), 3};
   x = detail::lower_layer_norm(l, child(embeddings, "norm", "embeddings"), "embeddings.norm", x);
 
-  // The additive attention bias: 0 where a key may be attended, the dtype's lowest finite value
-  // where it is padding, [B, 1, 1, T].
-  const double lowest = l.compute() == DataType::kFloat16 ? -65504.0 : std::numeric_limits<float>::lowest();
   const auto keep = l.op("Cast", {mask}, {attribute_int("to", static_cast<std::int64_t>(l.compute()))}, "keep");
-  const auto padding = l.op("Sub", {l.scalar(1.0, "one"), keep}, {}, "padding");
-  const auto bias_2d = l.op("Mul", {padding, l.scalar(lowest, "lowest")}, {}, "bias_2d");
-  const auto bias = l.op("Unsqueeze", {bias_2d, l.ints({1, 2}, "head_query_axes")}, {}, "attention_bias");
+  const auto attention_mask = key_mask(l, mask, keep, length);
   auto& layers = child(model, "layers", "");
   std::size_t i = 0;
   for (const auto& item : layers.named_children()) {
-    x = encoder_layer(l, *item.value(), "layers." + std::to_string(i++), x, bias);
+    x = encoder_layer(l, *item.value(), "layers." + std::to_string(i++), x, attention_mask);
   }
   Value pooled;
   if (config.pooling == "cls") {
@@ -273,6 +301,10 @@ std::vector<double> doubles(const nlohmann::json& j, const char* key) {
   return j.at(key).is_array() ? j.at(key).get<std::vector<double>>() : std::vector<double>{j.at(key).get<double>()};
 }
 
+/// The IR version onnx released with each opset (onnx.helper.VERSION_TABLE): 10 up to opset 22
+/// (onnx 1.17), then 11, 12, 13 for opsets 23, 24, 25.
+std::int64_t ir_version_for(std::int64_t opset) { return opset <= 22 ? 10 : opset - 12; }
+
 Dimension batch_dim(const LowerOptions& options) {
   return options.batch_size > 0 ? Dimension(options.batch_size) : Dimension("batch");
 }
@@ -282,11 +314,13 @@ Dimension batch_dim(const LowerOptions& options) {
 LoweredModel lower_model(models::Model& model, const data::DatasetInfo& info, const LowerOptions& options) {
   HONE_CHECK(options.dtype == "fp32" || options.dtype == "fp16", "ONNX export: dtype must be fp32 or fp16, got '{}'",
              options.dtype);
-  HONE_CHECK(options.opset >= 20, "ONNX export: opset {} is below 20 (Gelu and this lowering need opset >= 20)",
-             options.opset);
+  HONE_CHECK(options.opset >= kMinOpset && options.opset <= kMaxOpset,
+             "ONNX export: opset {} is outside {}..{} (Gelu needs opset >= {}; {} is the newest this lowering was "
+             "checked at with the venv's onnxruntime)",
+             options.opset, kMinOpset, kMaxOpset, kMinOpset, kMaxOpset);
   const DataType compute = options.dtype == "fp16" ? DataType::kFloat16 : DataType::kFloat;
   GraphBuilder graph(options.graph_name, options.opset);
-  Lowering l(graph, compute);
+  Lowering l(graph, compute, options.opset);
   LoweredModel lowered;
   model.eval();
   const auto arch = model.architecture();
@@ -409,6 +443,7 @@ LoweredModel lower_model(models::Model& model, const data::DatasetInfo& info, co
     lowered.outputs = {{"logits", DataType::kFloat, {batch, classes}, "class logits (argmax = the predicted class)"}};
   }
   ModelInfo model_info;
+  model_info.ir_version = ir_version_for(options.opset);
   model_info.producer_version = HONE_VERSION;
   lowered.model = graph.build_model(model_info);
   return lowered;

@@ -1,7 +1,8 @@
 """`hone export` end to end: train tiny runs on real data, export them, and check what the command
 reports (onnxruntime beside hone at batch 1, 7, 256 and on the whole test split, the metric, the
 fusion report), what it writes (onnx's checker, metadata, a dynamic batch axis) and how it fails
-(usage errors exit 2, nothing written); int8 dynamic runs (Linear and LSTM) export too. A layer
+(usage errors exit 2, nothing written); int8 dynamic runs (Linear and LSTM) export too; at opset 23
+MiniLM's attention is ONNX's Attention op. A layer
 with no lowering is tested in tests/export/model_export_test.cpp (every zoo layer kind lowers).
 
 Usage: export_cli_test.py HONE_EXECUTABLE
@@ -104,7 +105,22 @@ def main():
         hone("export", run, "-o", bad, "--batch-axis", "zero", "--no-verify", expect=2)
         hone("export", run, "-o", bad, "--batch-axis", "4", expect=2)  # a fixed axis cannot be verified
         hone("export", run, expect=2)
+        hone("export", run, "-o", bad, "--opset", "19", expect=2)  # below Gelu's opset
+        hone("export", run, "-o", bad, "--opset", "26", expect=2)  # past the newest checked
         assert not os.path.exists(bad)
+
+        # Opset 23: self-attention as ONNX's Attention op with the padding mask (random token ids of
+        # random lengths), none of the MatMul/Softmax form left, IR 11.
+        minilm = os.path.join(tmp, "minilm-23.onnx")
+        report = json.loads(hone("export", "minilm", "-o", minilm, "--seq-len", "16", "--opset", "23", "--json").stdout)
+        assert report["verified"] and report["passed"] and report["metric"] == "cosine", report
+        assert report["metric_onnxruntime"] >= 0.99999, report["metric_onnxruntime"]
+        for check in report["checks"]:
+            assert check["max_rel_error"] <= 1e-5, check
+        assert report["fusion"]["basic"].get("Attention") == 6, report["fusion"]["basic"]
+        assert "Softmax" not in report["fusion"]["basic"], report["fusion"]["basic"]
+        model = onnx.load(minilm)
+        assert model.ir_version == 11 and model.opset_import[0].version == 23, (model.ir_version, model.opset_import)
 
         # int8 dynamic: DynamicQuantizeLinear + MatMulInteger, which onnxruntime fuses.
         int8 = os.path.join(tmp, "mlp-int8")

@@ -15,6 +15,8 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -221,7 +223,7 @@ TEST(ModelExportTest, AttentionForecasterRoundTrips) {
   expect_round_trip(*model, windows(6, 2), prices(6, 2), forecast(*model), testing::kExportFp32.relative);
 }
 
-TEST(ModelExportTest, MiniLmRoundTripsWithDynamicBatchAndSequence) {
+std::shared_ptr<models::BertEncoder> small_minilm() {
   models::BertEncoderConfig config;
   config.vocab_size = 60;
   config.hidden_size = 16;
@@ -231,18 +233,87 @@ TEST(ModelExportTest, MiniLmRoundTripsWithDynamicBatchAndSequence) {
   config.max_positions = 32;
   auto model = std::make_shared<models::BertEncoder>(config);
   randomize(*model, 7);
-  data::DatasetInfo info{"tokens", data::TaskKind::kClassification, {16}, 0, 0, {}, config.vocab_size};
-  const MakeInputs tokens = [](std::int64_t batch) {
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(300 + batch);
-    const std::int64_t length = 5 + batch % 11;  // 6, 8, 14 tokens: the sequence axis moves too
-    auto ids = at::randint(1, 60, {batch, length}, generator, at::kLong);
-    const auto lengths = at::randint(1, length + 1, {batch, 1}, generator, at::kLong);
-    const auto padding = at::arange(length, at::kLong).unsqueeze(0).ge(lengths);
-    ids.masked_fill_(padding, 0);
-    return NamedInputs{{"input_ids", ids}, {"attention_mask", padding.logical_not().to(at::kLong)}};
-  };
-  const HoneForward hone = [&](const NamedInputs& in) { return model->forward(in[0].second, in[1].second.eq(0)); };
-  expect_round_trip(*model, info, tokens, hone, testing::kExportFp32.relative);
+  return model;
+}
+
+data::DatasetInfo token_info(const models::BertEncoder& model) {
+  return {"tokens", data::TaskKind::kClassification, {16}, 0, 0, {}, model.bert_config().vocab_size};
+}
+
+/// Token ids with padding: every row a random length, so the attention mask changes the result.
+NamedInputs padded_tokens(std::int64_t batch) {
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(300 + batch);
+  const std::int64_t length = 5 + batch % 11;  // 6, 8, 14 tokens: the sequence axis moves too
+  auto ids = at::randint(1, 60, {batch, length}, generator, at::kLong);
+  const auto lengths = at::randint(1, length + 1, {batch, 1}, generator, at::kLong);
+  const auto padding = at::arange(length, at::kLong).unsqueeze(0).ge(lengths);
+  ids.masked_fill_(padding, 0);
+  return NamedInputs{{"input_ids", ids}, {"attention_mask", padding.logical_not().to(at::kLong)}};
+}
+
+HoneForward bert_forward(models::BertEncoder& model) {
+  return [&model](const NamedInputs& in) { return model.forward(in[0].second, in[1].second.eq(0)); };
+}
+
+TEST(ModelExportTest, MiniLmRoundTripsWithDynamicBatchAndSequence) {
+  auto model = small_minilm();
+  expect_round_trip(*model, token_info(*model), padded_tokens, bert_forward(*model), testing::kExportFp32.relative);
+}
+
+std::map<std::string, std::int64_t> op_counts(const LoweredModel& lowered) {
+  std::map<std::string, std::int64_t> ops;
+  for (const auto& node : lowered.model.graph.node) ++ops[node.op_type];
+  return ops;
+}
+
+/// At opset 23 each self-attention is one Attention node: no Softmax left, and two MatMuls fewer
+/// per layer than the MatMul / Softmax form of opset 20 (the Linears' MatMuls stay).
+void expect_attention_op(models::Model& model, const data::DatasetInfo& info, std::int64_t layers) {
+  LowerOptions at20, at23;
+  at23.opset = 23;
+  auto before = op_counts(lower_model(model, info, at20));
+  const LoweredModel lowered = lower_model(model, info, at23);
+  auto after = op_counts(lowered);
+  EXPECT_EQ(before["Attention"], 0);
+  EXPECT_EQ(before["Softmax"], layers);
+  EXPECT_EQ(after["Attention"], layers) << model.architecture();
+  EXPECT_EQ(after["Softmax"], 0) << model.architecture();
+  EXPECT_EQ(after["MatMul"], before["MatMul"] - 2 * layers) << model.architecture();
+  EXPECT_EQ(lowered.model.opset_import.at(0).version, 23);
+  EXPECT_EQ(lowered.model.ir_version, 11) << "onnx 1.18 released opset 23 with IR 11";
+}
+
+TEST(ModelExportTest, AttentionIsTheAttentionOpFromOpset23) {
+  LowerOptions options;
+  options.opset = 23;
+  auto transformer = models::make_model("transformer", images(),
+                                        {{"d_model", 16}, {"num_heads", 2}, {"ffn_dim", 32}, {"num_layers", 2}});
+  randomize(*transformer, 4);
+  expect_attention_op(*transformer, images(), 2);
+  expect_image_round_trip(*transformer, testing::kExportFp32.relative, options);
+
+  // The padding mask reaches the Attention op (rows of random lengths: a lost mask changes them).
+  auto minilm = small_minilm();
+  expect_attention_op(*minilm, token_info(*minilm), 2);
+  expect_round_trip(*minilm, token_info(*minilm), padded_tokens, bert_forward(*minilm), testing::kExportFp32.relative,
+                    options);
+
+  // Cross attention of the last step over the LSTM's sequence (query length 1).
+  auto forecaster = models::make_model("attention", windows(6, 2),
+                                       {{"hidden_size", 8}, {"num_layers", 1}, {"num_heads", 2}, {"dropout", 0.0}});
+  randomize(*forecaster, 6);
+  expect_attention_op(*forecaster, windows(6, 2), 1);
+  expect_round_trip(*forecaster, windows(6, 2), prices(6, 2), forecast(*forecaster), testing::kExportFp32.relative,
+                    options);
+}
+
+TEST(ModelExportTest, OpsetsOutsideTheCheckedRangeAreRefused) {
+  auto model = small_mlp();
+  for (const std::int64_t opset : {kMinOpset - 1, kMaxOpset + 1}) {
+    LowerOptions options;
+    options.opset = opset;
+    EXPECT_THROW(lower_model(*model, table(32, 4), options), Error) << "opset " << opset;
+  }
 }
 
 TEST(ModelExportTest, LstmGatesFollowTheOnnxSpecOrder) {

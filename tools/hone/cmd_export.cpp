@@ -74,12 +74,13 @@ void register_export(CLI::App& root) {
       "Examples:\n"
       "  hone export runs/cnn -o cnn.onnx\n"
       "  hone export runs/cnn -o cnn-fp16.onnx --dtype fp16 --json\n"
+      "  hone export minilm -o minilm.onnx --opset 23        # attention as the Attention op (opset >= 23)\n"
       "  hone export runs/lstm -o lstm.onnx                 # raw price windows in, next-day price out\n"
       "  hone export minilm -o minilm.onnx --seq-len 32     # random weights: agreement only\n"
       "  hone export runs/cnn-lowrank -o cnn-lowrank.onnx   # a compressed run (hone compress)\n");
   add_flag(*app, flags::kTarget, cmd->target)->required();
   add_flag(*app, flags::kOut, cmd->out)->required();
-  add_flag(*app, flags::kOpset, cmd->opset)->check(CLI::Range(20, 23));
+  add_flag(*app, flags::kOpset, cmd->opset)->check(CLI::Range(onnx::kMinOpset, onnx::kMaxOpset));
   add_flag(*app, flags::kDtype, cmd->dtype)->check(CLI::IsMember({"fp32", "fp16"}));
   add_flag(*app, flags::kBatchAxis, cmd->batch_axis);
   add_flag(*app, flags::kNoVerify, cmd->no_verify);

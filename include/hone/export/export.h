@@ -17,7 +17,8 @@
 /// What is lowered how (one ONNX node per layer where ONNX has the op): Linear -> Gemm (rank 2) or
 /// MatMul + Add; Conv2d -> Conv; BatchNorm2d -> BatchNormalization (onnxruntime folds it into the
 /// conv); ReLU/ReLU6/GELU/Tanh -> Relu/Clip/Gelu/Tanh; LayerNorm -> LayerNormalization; global
-/// average pooling -> GlobalAveragePool; attention -> MatMul, Softmax, MatMul (opset 20); LSTM ->
+/// average pooling -> GlobalAveragePool; attention -> MatMul, Softmax, MatMul (opsets 20-22) or
+/// ONNX's Attention op (opsets 23-25, the padding mask as its bool attn_mask); LSTM ->
 /// one LSTM node per layer in ONNX's gate order (i, o, f, c), batch-first through transposes.
 /// Compressed layers lower to their float math: conv/linear + ReLU fused -> the op then Relu;
 /// low-rank -> two products; sketched Linear -> the two products of its packed factors; pruned and
@@ -52,9 +53,14 @@ inline constexpr double kExportFp16Relative = 2e-2;
 inline constexpr double kExportInt8Relative = 5e-2;
 inline constexpr double kExportInt8AccuracyPoints = 0.3;
 
+/// The default-domain opsets hone lowers to: from 20 (Gelu and LayerNormalization are ops) to 25,
+/// the newest the venv's onnxruntime (1.32) runs; attention becomes ONNX's Attention op at 23.
+inline constexpr std::int64_t kMinOpset = 20;
+inline constexpr std::int64_t kMaxOpset = 25;
+
 /// How a model is lowered.
 struct LowerOptions {
-  std::int64_t opset = 20;      ///< default-domain opset (20: Gelu and LayerNormalization are ops)
+  std::int64_t opset = 20;      ///< default-domain opset, kMinOpset..kMaxOpset
   std::string dtype = "fp32";   ///< fp32 | fp16 (weights and compute; Casts at the graph's edges)
   std::int64_t batch_size = 0;  ///< 0: a dynamic batch axis ("batch"); > 0: fixed
   /// The loader's normalization (a dataset's provenance["normalization"]: {mean, std}, {scale} or
