@@ -12,14 +12,24 @@
 #include "hone/core/error.h"
 #include "hone/core/log.h"
 #include "hone/data/datasets.h"
+#include "hone/models/bert_encoder.h"
 #include "hone/run/run_dir.h"
 #include "hone/runtime/settings.h"
+#include "hone/text/fine_foods.h"
 
 namespace hone::serve {
 namespace fs = std::filesystem;
 namespace {
 
-using Batcher = DynamicBatcher<at::Tensor, at::Tensor>;
+/// One request's rows. Token rows carry their padding mask [rows, length] (true = padding):
+/// OIP rows are masked where the id is the pad id (as the encoder itself does), /embed rows by
+/// length (a "[PAD]" written in a text stays a token, as in `hone embed`).
+struct Rows {
+  at::Tensor input;
+  at::Tensor padding;
+};
+
+using Batcher = DynamicBatcher<Rows, at::Tensor>;
 
 std::int64_t product(const std::vector<std::int64_t>& shape) {
   return std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>());
@@ -48,7 +58,26 @@ double relative_error(const at::Tensor& a, const at::Tensor& b) {
   return ((da - db).norm() / db.norm().clamp_min(1e-30)).item<double>();
 }
 
+/// The real sentences text encoders are verified on: fine-foods test reviews, when exported.
+std::vector<std::string> verification_texts(std::int64_t count, std::string* source) {
+  try {
+    std::vector<std::string> texts = text::load_fine_foods_texts("test");
+    if (texts.size() > static_cast<std::size_t>(count)) texts.resize(static_cast<std::size_t>(count));
+    *source = "fine-foods test reviews (r-cran-modeldata), against hone embed's encoder";
+    return texts;
+  } catch (const Error& e) {
+    log_warn("no real sentences to verify /embed with ({}); verifying token ids instead", e.what());
+    return {};
+  }
+}
+
 }  // namespace
+
+VerifyTolerance verify_tolerance(const ModelServiceOptions& options) {
+  if (options.dtype == "bf16") return kVerifyBf16;
+  if (options.dtype == "fp16") return kVerifyFp16;
+  return {options.verify_relative, options.verify_absolute};
+}
 
 nlohmann::json VerifyReport::to_json() const {
   return {{"samples", samples},
@@ -105,6 +134,8 @@ std::vector<std::string> make_infer_bodies(const runtime::ModelTarget& target, c
 
 struct ModelService::Impl {
   runtime::ModelTarget target;
+  std::optional<text::SentenceEncoder> encoder;  ///< /embed's tokenizer and model, when served as text
+  models::BertEncoder* bert = nullptr;           ///< the model, when it takes a padding mask
   ModelServiceOptions options;
   runtime::RunSettings settings;
   ModelMetadata metadata;
@@ -116,20 +147,29 @@ struct ModelService::Impl {
   std::atomic<ServeMetrics*> metrics{nullptr};
   std::unique_ptr<Batcher> batcher;
 
-  at::Tensor forward(const at::Tensor& batch) {
+  at::Tensor forward(const at::Tensor& batch, const at::Tensor& padding = {}) {
     std::lock_guard<std::mutex> lock(model_mutex);
     c10::InferenceMode inference;
     runtime::AutocastScope autocast(settings);
     at::Tensor input = batch.to(settings.device);
     if (!token_inputs) input = input.to(settings.dtype);
-    return target.model->forward(input).to(at::kCPU, at::kFloat).contiguous();
+    const at::Tensor out = bert != nullptr && padding.defined() ? bert->forward(input, padding.to(settings.device))
+                                                                : target.model->forward(input);
+    return out.to(at::kCPU, at::kFloat).contiguous();
   }
 
-  ComputeResult<at::Tensor> compute(std::vector<at::Tensor>& payloads) {
+  ComputeResult<at::Tensor> compute(std::vector<Rows>& payloads) {
     std::vector<std::int64_t> rows;
     rows.reserve(payloads.size());
-    for (const at::Tensor& p : payloads) rows.push_back(p.size(0));
-    at::Tensor batch = payloads.size() == 1 ? payloads.front() : at::cat(payloads, 0);
+    std::vector<at::Tensor> inputs, paddings;
+    for (const Rows& p : payloads) {
+      rows.push_back(p.input.size(0));
+      inputs.push_back(p.input);
+      if (p.padding.defined()) paddings.push_back(p.padding);
+    }
+    at::Tensor batch = inputs.size() == 1 ? inputs.front() : at::cat(inputs, 0);
+    at::Tensor padding;
+    if (!paddings.empty()) padding = paddings.size() == 1 ? paddings.front() : at::cat(paddings, 0);
     const std::int64_t n = batch.size(0);
     // On the GPU, batches are padded up to a warmed bucket size so kernels (and their algorithm
     // choices) are the ones warm-up selected; on the CPU padding would only cost compute.
@@ -139,9 +179,11 @@ struct ModelService::Impl {
         std::vector<std::int64_t> pad_shape(batch.sizes().begin(), batch.sizes().end());
         pad_shape[0] = static_cast<std::int64_t>(*bucket) - n;
         batch = at::cat({batch, at::zeros(pad_shape, batch.options())}, 0);
+        // Filler rows attend to their zeros (all-masked rows would be 0/0 in attention).
+        if (padding.defined()) padding = at::cat({padding, at::zeros(pad_shape, padding.options())}, 0);
       }
     }
-    const at::Tensor out = forward(batch).slice(0, 0, n);
+    const at::Tensor out = forward(batch, padding).slice(0, 0, n);
     ComputeResult<at::Tensor> result;
     std::int64_t start = 0;
     for (const std::int64_t r : rows) {
@@ -151,28 +193,51 @@ struct ModelService::Impl {
     return result;
   }
 
-  /// A request's scheduling inputs; token rows are padded to their bucket's length here.
-  RequestOptions schedule(at::Tensor& rows, Clock::time_point deadline) const {
+  std::int64_t pad_id() const { return bert != nullptr ? bert->bert_config().pad_id : 0; }
+
+  /// A request's scheduling inputs; token rows are padded to their bucket's length here (and get
+  /// their padding mask: by id unless the caller gave one by length).
+  RequestOptions schedule(Rows& rows, Clock::time_point deadline) const {
     RequestOptions request;
     request.deadline = deadline;
+    at::Tensor& ids = rows.input;
     if (token_inputs) {
-      const std::int64_t length = rows.size(1);
+      if (!rows.padding.defined()) rows.padding = ids.eq(pad_id());
+      const std::int64_t length = ids.size(1);
       const std::int64_t bucket = options.token_bucket;
       const std::int64_t padded = std::min(max_tokens, (length + bucket - 1) / bucket * bucket);
-      if (padded > length) rows = at::constant_pad_nd(rows, {0, padded - length}, 0);
+      if (padded > length) {
+        ids = at::constant_pad_nd(ids, {0, padded - length}, static_cast<double>(pad_id()));
+        rows.padding = at::cat({rows.padding, at::ones({ids.size(0), padded - length}, at::kBool)}, 1);
+      }
       request.bucket_key = padded;
-      request.tokens = rows.size(0) * padded;
+      request.tokens = ids.size(0) * padded;
     } else {
       // The token budget bounds rows: a batch's "padded tokens" (requests x most rows of one
       // request) stays within max_batch_size rows.
-      request.tokens = rows.size(0);
+      request.tokens = ids.size(0);
     }
     return request;
   }
 
-  BatchOutcome<at::Tensor> run(at::Tensor rows, Clock::time_point deadline) {
+  BatchOutcome<at::Tensor> run(at::Tensor input, Clock::time_point deadline) {
+    Rows rows{std::move(input), {}};
     RequestOptions request = schedule(rows, deadline);
     return batcher->run(std::move(rows), std::move(request));
+  }
+
+  /// A text as one /embed request's row: [CLS] pieces [SEP], masked by length.
+  Rows text_rows(const std::string& text, bool truncate, const std::string& field, bool* too_long) const {
+    bool cut = false;
+    std::vector<std::int64_t> ids;
+    try {
+      ids = encoder->tokenizer().encode(text, encoder->max_length(), &cut);
+    } catch (const Error& e) {
+      throw ProtocolError(field, e.what());
+    }
+    *too_long = cut && !truncate;
+    const auto length = static_cast<std::int64_t>(ids.size());
+    return {at::tensor(ids, at::kLong).reshape({1, length}), at::zeros({1, length}, at::kBool)};
   }
 
   /// Rows for the model from a validated OIP input.
@@ -202,8 +267,12 @@ struct ModelService::Impl {
   }
 };
 
-ModelService::ModelService(runtime::ModelTarget target, ModelServiceOptions options) : impl_(std::make_unique<Impl>()) {
+ModelService::ModelService(runtime::ModelTarget target, ModelServiceOptions options)
+    : ModelService(ServeTarget{std::move(target), std::nullopt}, std::move(options)) {}
+
+ModelService::ModelService(ServeTarget serve_target, ModelServiceOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& impl = *impl_;
+  runtime::ModelTarget& target = serve_target.model;
   HONE_CHECK(target.model != nullptr, "model service: target {} has no model", target.target);
   if (options.max_batch_size < 1) fail_option("max_batch_size", "max batch size must be >= 1");
   if (options.max_queue_size < 1) fail_option("max_queue_size", "queue size must be >= 1");
@@ -211,10 +280,14 @@ ModelService::ModelService(runtime::ModelTarget target, ModelServiceOptions opti
   if (options.timeout.count() < 1) fail_option("timeout", "request timeout must be >= 1 ms");
   if (options.token_bucket < 1) fail_option("token_bucket", "token bucket must be >= 1");
   if (options.verify_samples < 1) fail_option("verify_samples", "verification samples must be >= 1");
+  if (options.max_texts_per_request < 1) fail_option("max_texts_per_request", "texts per request must be >= 1");
   impl.target = std::move(target);
+  impl.encoder = std::move(serve_target.text_encoder);
   impl.options = std::move(options);
-  impl.settings = runtime::make_run_settings(impl.options.device, "fp32", false, false, impl.options.seq_len);
+  impl.settings =
+      runtime::make_run_settings(impl.options.device, impl.options.dtype, false, false, impl.options.seq_len);
   runtime::prepare_model(*impl.target.model, impl.settings);
+  impl.bert = dynamic_cast<models::BertEncoder*>(impl.target.model.get());
   const data::DatasetInfo& info = impl.target.info;
   impl.token_inputs = info.vocab_size > 0;
   impl.buckets = make_buckets(impl.options.max_batch_size);
@@ -226,9 +299,10 @@ ModelService::ModelService(runtime::ModelTarget target, ModelServiceOptions opti
   m.platform = "hone-libtorch";
   if (impl.token_inputs) {
     impl.max_tokens = info.input_shape.front();
-    HONE_CHECK(impl.options.max_batch_tokens >= impl.max_tokens,
-               "max batch tokens {} must hold one sequence of {} tokens", impl.options.max_batch_tokens,
-               impl.max_tokens);
+    if (impl.options.max_batch_tokens < impl.max_tokens) {
+      fail_option("max_batch_tokens", "max batch tokens {} must hold one sequence of {} tokens",
+                  impl.options.max_batch_tokens, impl.max_tokens);
+    }
     m.inputs = {{"input_ids", DataType::int64, {-1, -1}}};
   } else {
     std::vector<std::int64_t> shape{-1};
@@ -254,8 +328,8 @@ ModelService::ModelService(runtime::ModelTarget target, ModelServiceOptions opti
   batcher_options.on_batch = [&impl](const BatchReport& batch) {
     if (ServeMetrics* metrics = impl.metrics.load()) metrics->observe_batch(batch);
   };
-  impl.batcher = std::make_unique<Batcher>(
-      std::move(batcher_options), [&impl](std::vector<at::Tensor>& payloads) { return impl.compute(payloads); });
+  impl.batcher = std::make_unique<Batcher>(std::move(batcher_options),
+                                           [&impl](std::vector<Rows>& payloads) { return impl.compute(payloads); });
 }
 
 ModelService::~ModelService() { drain(); }
@@ -265,6 +339,7 @@ const runtime::ModelTarget& ModelService::target() const { return impl_->target;
 const ModelServiceOptions& ModelService::options() const { return impl_->options; }
 const std::vector<std::size_t>& ModelService::batch_buckets() const { return impl_->buckets; }
 void ModelService::drain() { impl_->batcher->drain(); }
+const text::SentenceEncoder* ModelService::text_encoder() const { return impl_->encoder ? &*impl_->encoder : nullptr; }
 std::size_t ModelService::queue_depth() const { return impl_->batcher->queue_depth(); }
 BatcherStats ModelService::stats() const { return impl_->batcher->stats(); }
 
@@ -281,6 +356,7 @@ ServeHandlers ModelService::handlers() {
   };
   h.infer = [this](const ModelMetadata& model, InferRequest request) { return infer(model, std::move(request)); };
   h.predict = [this](PredictRequest request) { return predict(std::move(request)); };
+  if (impl_->encoder) h.embed = [this](EmbedRequest request) { return embed(std::move(request)); };
   std::error_code ec;
   const std::string& dir = impl_->target.target;
   if (fs::is_directory(dir, ec) && run::is_compressed_run(dir)) {
@@ -379,30 +455,117 @@ HandlerReply ModelService::predict(PredictRequest request) {
   });
 }
 
+HandlerReply ModelService::embed(EmbedRequest request) {
+  Impl& impl = *impl_;
+  if (!impl.encoder) return HandlerReply::failure(RequestStatus::not_found, "/embed is not served by this model");
+  const Clock::time_point deadline = Clock::now() + impl.options.timeout;
+  const bool model_normalizes = impl.bert != nullptr && impl.bert->bert_config().normalize;
+  if (!request.normalize && model_normalizes) {
+    throw ProtocolError("normalize",
+                        "false is not available: this model L2-normalizes its embeddings itself (its "
+                        "sentence-transformers Normalize module)");
+  }
+  const std::size_t n = request.inputs.size();
+  if (n > impl.options.max_texts_per_request) {
+    return HandlerReply::failure(RequestStatus::too_large,
+                                 fmt::format("inputs: {} texts exceed the server's limit of {} per request "
+                                             "(max_texts_per_request)",
+                                             n, impl.options.max_texts_per_request));
+  }
+  std::vector<Rows> rows;
+  rows.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string field = "inputs[" + std::to_string(i) + "]";
+    bool too_long = false;
+    rows.push_back(impl.text_rows(request.inputs[i], request.truncate, field, &too_long));
+    if (too_long) {
+      return HandlerReply::failure(RequestStatus::too_large,
+                                   fmt::format("{}: more than the model's {} tokens; send \"truncate\": true to "
+                                               "cut it",
+                                               field, impl.encoder->max_length()));
+    }
+  }
+  // Each text is its own request: bucketed by its own length, batched with other clients' texts.
+  // One cancel flag for all: if one is refused, the rest are dropped before they cost compute.
+  CancelFlag cancel;
+  std::vector<std::future<BatchOutcome<at::Tensor>>> futures;
+  futures.reserve(n);
+  for (Rows& r : rows) {
+    RequestOptions options = impl.schedule(r, deadline);
+    options.cancel = cancel;
+    futures.push_back(impl.batcher->submit(std::move(r), std::move(options)));
+  }
+  std::vector<std::vector<float>> embeddings;
+  embeddings.reserve(n);
+  RequestTiming timing;
+  std::optional<BatchOutcome<at::Tensor>> refused;
+  for (auto& future : futures) {
+    BatchOutcome<at::Tensor> outcome = future.get();
+    timing.queue_time = std::max(timing.queue_time, outcome.timing.queue_time);
+    timing.compute_time = std::max(timing.compute_time, outcome.timing.compute_time);
+    timing.batch_size = std::max(timing.batch_size, outcome.timing.batch_size);
+    if (!outcome.ok()) {
+      // The first refusal is the answer; a cancellation it caused is not.
+      if (!refused || refused->status == RequestStatus::cancelled) refused = std::move(outcome);
+      cancel.cancel();
+      continue;
+    }
+    at::Tensor vector = *outcome.result;
+    if (request.normalize && !model_normalizes) vector = vector / vector.norm(2, 1, true).clamp_min(1e-12);
+    embeddings.push_back(row_values(vector[0]));
+  }
+  if (refused) return HandlerReply::failure(refused->status, refused->error, timing);
+  return HandlerReply::success(make_embed_response(embeddings), timing);
+}
+
 VerifyReport ModelService::warm_up_and_verify() {
   Impl& impl = *impl_;
   const auto start = Clock::now();
   VerifyReport report;
-  const data::DatasetInfo& info = impl.target.info;
+  data::DatasetInfo info = impl.target.info;
+  // Token models warm at the verification length (a text encoder's 256-token maximum at the
+  // largest batch would cost more than everything it warms).
+  if (impl.token_inputs) info.input_shape = {std::min(impl.max_tokens, impl.options.seq_len)};
   for (const std::size_t b : impl.buckets) {
     impl.forward(runtime::make_random_input(info, static_cast<std::int64_t>(b), impl.settings).to(at::kCPU));
     report.warmed_batch_sizes.push_back(b);
   }
-  at::Tensor inputs = load_real_inputs(impl.target, impl.options.verify_samples, &report.inputs);
-  if (!inputs.defined()) {
-    inputs = runtime::make_random_input(info, impl.options.verify_samples, impl.settings).to(at::kCPU);
-    report.inputs = "random inputs (the model has no real dataset)";
-  }
-  const std::int64_t n = inputs.size(0);
-  // Requests of one row each; token requests get different lengths so that padding is checked.
-  std::vector<at::Tensor> requests;
-  for (std::int64_t i = 0; i < n; ++i) {
-    at::Tensor row = inputs.slice(0, i, i + 1);
-    if (impl.token_inputs) row = row.slice(1, 0, std::max<std::int64_t>(1, row.size(1) - (i * 7) % row.size(1)));
-    requests.push_back(row.contiguous());
-  }
+  // Requests of one row each, and each one's direct output.
+  std::vector<Rows> requests;
   std::vector<at::Tensor> direct;
-  for (const at::Tensor& r : requests) direct.push_back(impl.forward(r));
+  const std::vector<std::string> texts =
+      impl.encoder ? verification_texts(impl.options.verify_samples, &report.inputs) : std::vector<std::string>();
+  if (!texts.empty()) {
+    // A text encoder: real sentences through /embed's path against `hone embed`'s computation
+    // (SentenceEncoder::encode: sorted by length, batches padded to their longest text).
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      bool too_long = false;
+      requests.push_back(impl.text_rows(texts[i], /*truncate=*/true, "verification text", &too_long));
+    }
+    text::Embeddings embeddings;
+    {
+      std::lock_guard<std::mutex> lock(impl.model_mutex);
+      c10::InferenceMode inference;
+      embeddings = impl.encoder->encode(texts);
+    }
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      direct.push_back(embeddings.vectors.slice(0, static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1));
+    }
+  } else {
+    at::Tensor inputs = load_real_inputs(impl.target, impl.options.verify_samples, &report.inputs);
+    if (!inputs.defined()) {
+      inputs = runtime::make_random_input(info, impl.options.verify_samples, impl.settings).to(at::kCPU);
+      report.inputs = "random inputs (the model has no real dataset)";
+    }
+    // Token requests get different lengths so that padding is checked.
+    for (std::int64_t i = 0; i < inputs.size(0); ++i) {
+      at::Tensor row = inputs.slice(0, i, i + 1);
+      if (impl.token_inputs) row = row.slice(1, 0, std::max<std::int64_t>(1, row.size(1) - (i * 7) % row.size(1)));
+      requests.push_back({row.contiguous(), {}});
+      direct.push_back(impl.forward(requests.back().input));
+    }
+  }
+  const VerifyTolerance tolerance = verify_tolerance(impl.options);
   // Sent in growing waves (1, 2, 3... at once, no more than the queue holds) while the model is
   // held, so that the worker blocks on its first batch and the rest of the wave queues up behind
   // it: batches of several requests and sizes, however fast the model is.
@@ -413,9 +576,9 @@ VerifyReport ModelService::warm_up_and_verify() {
     {
       std::lock_guard<std::mutex> hold(impl.model_mutex);
       for (std::size_t i = next; i < end; ++i) {
-        at::Tensor rows = requests[i];
+        Rows rows = requests[i];
         RequestOptions request = impl.schedule(rows, Clock::now() + std::chrono::minutes(1));
-        futures.push_back(impl.batcher->submit(rows, std::move(request)));
+        futures.push_back(impl.batcher->submit(std::move(rows), std::move(request)));
       }
     }
     for (std::size_t i = next; i < end; ++i) {
@@ -429,8 +592,7 @@ VerifyReport ModelService::warm_up_and_verify() {
       }
       const double error = relative_error(served, expected);
       const double bound =
-          impl.options.verify_relative +
-          impl.options.verify_absolute / std::max(1e-30, expected.to(at::kDouble).norm().item<double>());
+          tolerance.relative + tolerance.absolute / std::max(1e-30, expected.to(at::kDouble).norm().item<double>());
       report.max_relative_error = std::max(report.max_relative_error, error);
       if (!(error <= bound)) {
         fail(
@@ -446,7 +608,7 @@ VerifyReport ModelService::warm_up_and_verify() {
     next = end;
   }
   std::sort(report.batch_sizes_seen.begin(), report.batch_sizes_seen.end());
-  report.samples = n;
+  report.samples = static_cast<std::int64_t>(requests.size());
   report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return report;
 }

@@ -8,6 +8,8 @@ std::string_view to_string(RequestStatus status) {
       return "ok";
     case RequestStatus::invalid_input:
       return "invalid_input";
+    case RequestStatus::too_large:
+      return "too_large";
     case RequestStatus::not_found:
       return "not_found";
     case RequestStatus::rejected_queue_full:
@@ -30,6 +32,8 @@ int http_status_code(RequestStatus status) {
       return 200;
     case RequestStatus::invalid_input:
       return 400;
+    case RequestStatus::too_large:
+      return 413;
     case RequestStatus::not_found:
       return 404;
     case RequestStatus::rejected_queue_full:

@@ -147,7 +147,12 @@ inline constexpr CommandHelp kCudaGraphsHelp[] = {
 inline constexpr Flag kCudaGraphs{"--cuda-graphs",
                                   "capture the forward once per batch size as a CUDA graph and time its replays",
                                   nullptr, "cuda_graphs", kCudaGraphsHelp};
-inline constexpr Flag kSeqLen{"--seq-len", "tokens per sample for text models (minilm)", nullptr, "seq_len"};
+inline constexpr CommandHelp kSeqLenHelp[] = {
+    {"serve",
+     "text models: tokens per row of verification inputs and of the --p99-budget-ms latency curve; the most "
+     "tokens of a text in /embed bodies written by --write-requests or sent by --bench"}};
+inline constexpr Flag kSeqLen{"--seq-len", "tokens per sample for text models (minilm)", nullptr, "seq_len",
+                              kSeqLenHelp};
 inline constexpr CommandHelp kFindBatchHelp[] = {
     {"train", "find the largest batch whose full training step fits --memory-budget (CUDA), then train with it"}};
 inline constexpr Flag kFindBatch{"--find-batch", "find the largest batch within --memory-budget (CUDA)", nullptr,
@@ -219,15 +224,41 @@ inline constexpr Flag kMaxBatchTokens{"--max-batch-tokens", "token models: most 
 inline constexpr Flag kHttpThreads{"--http-threads",
                                    "connection threads (one per live keep-alive connection; more clients queue)",
                                    nullptr, "http_threads"};
-inline constexpr Flag kWriteRequests{"--write-requests",
-                                     "write OIP infer bodies of real test inputs here (one per line) and exit", nullptr,
-                                     "write_requests"};
-inline constexpr Flag kRequests{"--requests", "with --write-requests: how many test inputs", nullptr, "requests"};
+inline constexpr Flag kWriteRequests{
+    "--write-requests",
+    "write request bodies of real inputs here, one per line, and exit: OIP infer bodies of "
+    "test inputs, or /embed bodies of real reviews for a text encoder",
+    nullptr, "write_requests"};
+inline constexpr Flag kRequests{
+    "--requests", "with --write-requests or --bench: how many request bodies of real inputs", nullptr, "requests"};
+inline constexpr Flag kTextsPerRequest{"--texts-per-request",
+                                       "text encoders: texts per /embed body written by --write-requests or sent by "
+                                       "--bench",
+                                       nullptr, "texts_per_request"};
+inline constexpr Flag kP99BudgetMs{"--p99-budget-ms",
+                                   "choose --max-batch and --max-queue-delay-us from the model's batch-size -> latency "
+                                   "curve measured at start so a full batch plus queueing fits this p99 (explicit "
+                                   "flags win); with --bench also the knee's criterion",
+                                   nullptr, "p99_budget_ms"};
+inline constexpr Flag kBench{"--bench",
+                             "find the knee: the highest open-loop rate whose p99 is within --p99-budget-ms with every "
+                             "answer 200, through an in-process server on 127.0.0.1, for MODEL and a compressed run's "
+                             "source; prints a table (--json: hone-serve-bench/1)",
+                             nullptr, "bench"};
+inline constexpr Flag kMaxRates{"--max-rates", "with --bench: most rates tried per model (doubling, then bisecting)",
+                                nullptr, "max_rates"};
 inline constexpr Flag kUrl{"url", "http://HOST:PORT/PATH to send requests to", nullptr, "url"};
-inline constexpr Flag kRate{"--rate", "intended requests per second (open loop: sent on schedule)", nullptr, "rate"};
-inline constexpr Flag kDuration{"--duration", "seconds of schedule (rate x duration requests)", nullptr, "duration"};
+inline constexpr CommandHelp kRateHelp[] = {
+    {"serve", "with --bench: the first rate of the sweep (requests per second)"}};
+inline constexpr Flag kRate{"--rate", "intended requests per second (open loop: sent on schedule)", nullptr, "rate",
+                            kRateHelp};
+inline constexpr CommandHelp kDurationHelp[] = {{"serve", "with --bench: seconds of load at each rate"}};
+inline constexpr Flag kDuration{"--duration", "seconds of schedule (rate x duration requests)", nullptr, "duration",
+                                kDurationHelp};
+inline constexpr CommandHelp kConnectionsHelp[] = {
+    {"serve", "with --bench: the load generator's keep-alive connections (the server gets as many threads + 4)"}};
 inline constexpr Flag kConnections{"--connections", "keep-alive connections (one sender thread each)", nullptr,
-                                   "connections"};
+                                   "connections", kConnectionsHelp};
 inline constexpr Flag kBody{
     "--body", "request bodies, one per line, cycled (from `hone serve --write-requests`); none: GET", nullptr, "body"};
 // end serve
@@ -348,6 +379,10 @@ inline constexpr const Flag* kAll[] = {
     &kHttpThreads,
     &kWriteRequests,
     &kRequests,
+    &kTextsPerRequest,
+    &kP99BudgetMs,
+    &kBench,
+    &kMaxRates,
     &kUrl,
     &kRate,
     &kDuration,

@@ -25,6 +25,13 @@
 /// (vocab_size > 0) take INT64 `input_ids` [-1, -1], padded with 0 (masked by the encoder) to the
 /// next multiple of token_bucket, batched only with requests of the same padded length and at most
 /// max_batch_tokens padded tokens per batch.
+///
+/// A sentence encoder loaded with its tokenizer (ServeTarget::text_encoder, e.g. `hone serve
+/// minilm`: the pretrained all-MiniLM-L6-v2) also answers TEI's `POST /embed`: each text is
+/// tokenized by hone's WordPiece, queued as its own request (so texts of one body are bucketed by
+/// their own lengths and batched with other clients' texts), padded by length (a "[PAD]" written
+/// in a text stays a token, as in `hone embed`), mean-pooled by the encoder. Verification then
+/// compares served embeddings of real review sentences with `hone embed`'s own computation.
 #include <ATen/core/Tensor.h>
 
 #include <nlohmann/json.hpp>
@@ -40,6 +47,7 @@
 #include "hone/serve/dynamic_batcher.h"
 #include "hone/serve/http_server.h"
 #include "hone/serve/inference_protocol.h"
+#include "hone/serve/serve_target.h"
 
 namespace hone::serve {
 
@@ -47,6 +55,8 @@ struct ModelServiceOptions {
   /// The model's name in /v2/models/{name}; empty: the run directory's base name or the zoo name.
   std::string name;
   std::string device = "cpu";
+  /// Weights and float activations: fp32, bf16 or fp16 (token ids stay int64).
+  std::string dtype = "fp32";
   /// Most rows in one model batch (and most requests per batch). A request with more rows runs alone.
   std::size_t max_batch_size = 32;
   /// Most requests waiting; one more is answered 429.
@@ -61,13 +71,29 @@ struct ModelServiceOptions {
   std::int64_t max_batch_tokens = 8192;
   /// Token models loaded by zoo name: the sequence length random verification inputs have.
   std::int64_t seq_len = 128;
+  /// /embed: most texts in one body (each is queued as one request). More is a 413.
+  std::size_t max_texts_per_request = 256;
   /// Real test inputs checked through the batcher before ready.
   std::int64_t verify_samples = 16;
   /// Served against direct outputs: ‖served − direct‖ ≤ relative·‖direct‖ + absolute per request.
-  /// The tolerance table's kFp32Reordered row (same math, kernels of another batch size).
+  /// The tolerance table's kFp32Reordered row (same math, kernels of another batch size); used
+  /// for fp32 (bf16 and fp16 use verify_tolerance's rows).
   double verify_relative = 1e-4;
   double verify_absolute = 1e-5;
 };
+
+/// A relative and absolute bound: ‖served − direct‖ ≤ relative·‖direct‖ + absolute.
+struct VerifyTolerance {
+  double relative = 0;
+  double absolute = 0;
+};
+/// The tolerance table's kBf16 and kFp16 rows: in 16-bit floats, kernels picked by batch size (and
+/// padding to another length) round differently, so served and direct outputs differ by more
+/// than fp32's reordering (tests/serve checks these equal tests/support/tolerances.h).
+inline constexpr VerifyTolerance kVerifyBf16{1e-2, 1e-2};
+inline constexpr VerifyTolerance kVerifyFp16{5e-3, 1e-3};
+/// The tolerance verification applies for options.dtype.
+VerifyTolerance verify_tolerance(const ModelServiceOptions& options);
 
 /// What warm_up_and_verify found.
 struct VerifyReport {
@@ -95,6 +121,8 @@ class ModelService {
   /// Prepares the model (eval, no grad, the device) and starts the batcher's worker. Throws
   /// hone::Error naming the option for bad options.
   ModelService(runtime::ModelTarget target, ModelServiceOptions options);
+  /// The same for a target that may carry a text encoder (then /embed is served too).
+  ModelService(ServeTarget target, ModelServiceOptions options);
   ~ModelService();  ///< drain()
   ModelService(const ModelService&) = delete;
   ModelService& operator=(const ModelService&) = delete;
@@ -115,6 +143,13 @@ class ModelService {
   /// Parsed, validated requests in; replies (ok, or the batcher's reason) out. Thread-safe.
   HandlerReply infer(const ModelMetadata& model, InferRequest request);
   HandlerReply predict(PredictRequest request);
+  /// TEI /embed (only with a text encoder): one embedding per text, in order. 413 (too_large) for
+  /// more texts than max_texts_per_request or a text over the encoder's max length without
+  /// `truncate`; ProtocolError naming the field for normalize false on a model that normalizes
+  /// itself and for text that is not UTF-8.
+  HandlerReply embed(EmbedRequest request);
+  /// The sentence encoder /embed uses, or nullptr when the model is not served as one.
+  const text::SentenceEncoder* text_encoder() const;
 
   /// The batch sizes warmed (and, on CUDA, the sizes batches are padded up to).
   const std::vector<std::size_t>& batch_buckets() const;

@@ -16,6 +16,7 @@ namespace hone::serve {
 enum class RequestStatus {
   ok,                   ///< computed; the result is valid
   invalid_input,        ///< the request itself is wrong (400)
+  too_large,            ///< over a size limit: too many texts or tokens for the server's bounds (413)
   not_found,            ///< the named model or route does not exist (404)
   rejected_queue_full,  ///< the bounded queue was full at submit; retry later (429 + Retry-After)
   timed_out,            ///< its deadline passed before compute started (504)
