@@ -6,8 +6,11 @@
 
 #include "hone/core/error.h"
 #include "hone/data/datasets.h"
+#include "hone/data/paths.h"
 #include "hone/models/registry.h"
 #include "hone/run/run_dir.h"
+#include "hone/runtime/pretrained_target.h"
+#include "hone/text/fine_foods.h"
 
 namespace hone::runtime {
 namespace fs = std::filesystem;
@@ -30,7 +33,32 @@ data::DatasetInfo default_inputs_for(const std::string& architecture, std::int64
 
 }  // namespace
 
+PretrainedEncoder load_pretrained_minilm(const text::SentenceEncoderOptions& options, std::int64_t seq_len) {
+  HONE_CHECK(seq_len >= 0, "sequence length must be >= 0, got {}", seq_len);
+  text::register_text_datasets();
+  const fs::path dir = data::minilm_dir();
+  text::SentenceEncoder encoder = text::SentenceEncoder::load(dir, options);
+  ModelTarget target;
+  target.target = std::string(kPretrainedMiniLm);
+  target.model = encoder.model_ptr();
+  // The reviews as token ids, without the dataset's great/other labels: the encoder's outputs are
+  // embeddings, and those reviews are what it is verified on.
+  target.info = text::fine_foods_text_info();
+  target.info.num_classes = 0;
+  target.info.class_names.clear();
+  target.info.input_shape = {seq_len > 0 ? seq_len : encoder.max_length()};
+  target.info.vocab_size = encoder.tokenizer().vocab_size();
+  const fs::path weights = dir / "model.safetensors";
+  target.weights = weights.string();
+  std::error_code ec;
+  target.file_bytes = static_cast<std::int64_t>(fs::file_size(weights, ec));
+  return {std::move(target), std::move(encoder)};
+}
+
 ModelTarget load_target(const std::string& target, std::int64_t seq_len) {
+  if (target == kPretrainedMiniLm) return load_pretrained_minilm({}, seq_len).target;
+  // A run compressed from the pretrained encoder records fine-foods-text as its dataset.
+  text::register_text_datasets();
   ModelTarget result;
   result.target = target;
   std::error_code ec;

@@ -22,6 +22,8 @@
 
 #include "hone/compress/editor.h"
 #include "hone/core/error.h"
+#include "hone/data/datasets.h"
+#include "hone/data/paths.h"
 #include "hone/export/export.h"
 #include "hone/export/onnx_proto.h"
 #include "hone/models/bert_encoder.h"
@@ -37,6 +39,7 @@
 #include "hone/nn/linear_semi_structured.h"
 #include "hone/nn/lstm_int8_dynamic.h"
 #include "hone/nn/sketched_linear.h"
+#include "hone/runtime/pretrained_target.h"
 #include "support/pass_runner.h"
 #include "support/temp_dir.h"
 #include "support/tolerances.h"
@@ -313,6 +316,49 @@ TEST(ModelExportTest, OpsetsOutsideTheCheckedRangeAreRefused) {
     LowerOptions options;
     options.opset = opset;
     EXPECT_THROW(lower_model(*model, table(32, 4), options), Error) << "opset " << opset;
+  }
+}
+
+/// The real all-MiniLM-L6-v2 through runtime::load_target("minilm-pretrained"), exported in both
+/// attention forms and run by onnxruntime on real fine-food reviews of different lengths.
+TEST(ModelExportTest, PretrainedMiniLmAgreesOnRealReviewsInBothAttentionForms) {
+  if (!std::filesystem::exists(data::minilm_dir() / "model.safetensors") ||
+      !std::filesystem::exists(data::exported_data_dir() / "fine-foods" / "test.tsv")) {
+    GTEST_SKIP() << "all-MiniLM-L6-v2 or the fine-food reviews are not installed (make setup installs both)";
+  }
+  const runtime::ModelTarget target = runtime::load_target(std::string(runtime::kPretrainedMiniLm));
+  auto* bert = dynamic_cast<models::BertEncoder*>(target.model.get());
+  ASSERT_NE(bert, nullptr);
+  EXPECT_EQ(target.info.name, "fine-foods-text");
+  EXPECT_EQ(target.info.num_classes, 0) << "an encoder: embeddings, not the reviews' labels";
+  ASSERT_TRUE(data::is_dataset(target.info.name)) << "registered, so export verifies on it";
+  {  // The weights `hone embed` uses (the zoo's minilm, seeded the same way, has other ones).
+    const auto embed = text::SentenceEncoder::load(data::minilm_dir());
+    const auto ours = bert->named_parameters(), theirs = embed.model().named_parameters();
+    ASSERT_EQ(ours.size(), theirs.size());
+    for (const auto& item : theirs) EXPECT_TRUE(at::equal(ours[item.key()], item.value())) << item.key();
+  }
+  const data::LoadedData reviews = data::load_dataset(target.info.name);
+  at::Tensor ids = reviews.test.dataset.inputs().narrow(0, 0, 24).to(at::kLong);
+  const auto longest = ids.ne(bert->bert_config().pad_id).sum(1).max().item<std::int64_t>();
+  ids = ids.narrow(1, 0, longest).contiguous();
+  const auto padding = ids.eq(bert->bert_config().pad_id);
+  ASSERT_TRUE(padding.any().item<bool>()) << "reviews of different lengths: the mask matters";
+  at::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    bert->eval();
+    expected = bert->forward(ids, padding).to(at::kDouble);
+  }
+  const NamedInputs inputs{{"input_ids", ids}, {"attention_mask", padding.logical_not().to(at::kLong)}};
+  for (const std::int64_t opset : {20, 23}) {
+    LowerOptions options;
+    options.opset = opset;
+    const LoweredModel lowered = lower_model(*bert, target.info, options);
+    EXPECT_EQ(op_counts(lowered)["Attention"], opset >= 23 ? 6 : 0);
+    const auto ort = run_onnxruntime(serialize(lowered.model), {inputs})[0].at("embedding").to(at::kDouble);
+    EXPECT_LE(max_relative_error(ort, expected), testing::kExportFp32.relative) << "opset " << opset;
+    EXPECT_GE(at::cosine_similarity(ort, expected, 1).min().item<double>(), 0.99999) << "opset " << opset;
   }
 }
 
