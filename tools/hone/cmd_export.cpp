@@ -77,6 +77,7 @@ void register_export(CLI::App& root) {
       "  hone export minilm -o minilm.onnx --opset 23        # attention as the Attention op (opset >= 23)\n"
       "  hone export runs/lstm -o lstm.onnx                 # raw price windows in, next-day price out\n"
       "  hone export minilm -o minilm.onnx --seq-len 32     # random weights: agreement only\n"
+      "  hone export minilm-pretrained -o minilm.onnx       # the real all-MiniLM-L6-v2, checked on real reviews\n"
       "  hone export runs/cnn-lowrank -o cnn-lowrank.onnx   # a compressed run (hone compress)\n");
   add_flag(*app, flags::kTarget, cmd->target)->required();
   add_flag(*app, flags::kOut, cmd->out)->required();
