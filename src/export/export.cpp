@@ -303,7 +303,7 @@ ExportReport export_model(const ExportOptions& options) {
     report.notes.push_back(
         "int8 layers exported as ONNX int8 ops: static ones as QDQ (QuantizeLinear/DequantizeLinear, per-channel "
         "int8 weights, int32 biases), dynamic Linears as DynamicQuantizeLinear + MatMulInteger, int8 LSTMs as the "
-        "float LSTM op on the dequantized int8 weights");
+        "float LSTM op on its int8 weights through DequantizeLinear");
   }
   if (has_dtype(model, at::kBFloat16) || has_dtype(model, at::kHalf)) {
     // hone computes those layers in 16 bits, the export in its own dtype: 16-bit agreement at best.

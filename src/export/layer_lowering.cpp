@@ -324,7 +324,8 @@ namespace {
 
 /// One LSTM layer's float weights in PyTorch's gate order.
 struct LstmLayerWeights {
-  at::Tensor w, r, b_ih, b_hh;  // b_* undefined without biases
+  at::Tensor w, r, b_ih, b_hh;                   // b_* undefined without biases
+  std::optional<nn::Int8Weight> w_int8, r_int8;  // an int8 dynamic LSTM's weights as hone holds them
 };
 
 at::Tensor dequantized(const nn::Int8Weight& w) {
@@ -354,7 +355,8 @@ std::vector<LstmLayerWeights> lstm_layers(torch::nn::Module& module, const std::
   }
   if (auto* lstm = dynamic_cast<nn::LstmInt8DynamicImpl*>(&module)) {
     for (const auto& l : lstm->layers()) {
-      layers.push_back({dequantized(l.weight_ih), dequantized(l.weight_hh), l.bias_ih, l.bias_hh});
+      layers.push_back(
+          {dequantized(l.weight_ih), dequantized(l.weight_hh), l.bias_ih, l.bias_hh, l.weight_ih, l.weight_hh});
     }
     return layers;
   }
@@ -363,6 +365,26 @@ std::vector<LstmLayerWeights> lstm_layers(torch::nn::Module& module, const std::
 
 }  // namespace
 
+/// An LSTM weight [4H, F] in ONNX's gate order as the op's [1, 4H, F] input: float in the compute
+/// type, or, for an int8 weight of an fp32 export, its int8 values and per-row scales through a
+/// DequantizeLinear on axis 1: a quarter of the bytes in the file, the same float LSTM computed.
+/// (onnxruntime's constant folding leaves DequantizeLinear alone, so it dequantizes the weights on
+/// every run: measured, docs/BENCHMARKS.md "Export".)
+std::string lstm_weight(Lowering& lowering, const at::Tensor& weight, const std::optional<nn::Int8Weight>& int8,
+                        const std::string& name) {
+  const bool symmetric = int8 && !int8->zero_point.ne(0).any().item<bool>();
+  if (!symmetric || lowering.compute() != DataType::kFloat) {
+    return lowering.weight(lstm_gates_to_onnx(weight).unsqueeze(0), name);
+  }
+  const auto rows = int8->values.size(0);
+  const auto scale = int8->scale.to(at::kFloat).expand({rows}).contiguous();  // per tensor -> per row
+  return lowering.op("DequantizeLinear",
+                     {lowering.constant(lstm_gates_to_onnx(int8->values.to(at::kChar)).unsqueeze(0), name + "_int8"),
+                      lowering.constant(lstm_gates_to_onnx(scale), name + "_scale"),
+                      lowering.constant(at::zeros({rows}, at::kChar), name + "_zero_point")},
+                     {attribute_int("axis", 1)}, name);
+}
+
 Value lower_lstm(Lowering& lowering, torch::nn::Module& module, const std::string& path, const Value& x, Value* last) {
   const auto layers = lstm_layers(module, path);
   HONE_CHECK(x.rank == 3, "ONNX export: {}: an LSTM needs [B, T, F], got rank {}", path, x.rank);
@@ -370,7 +392,7 @@ Value lower_lstm(Lowering& lowering, torch::nn::Module& module, const std::strin
   std::string sequence = lowering.op("Transpose", {x.name}, {attribute_ints("perm", {1, 0, 2})}, path + ".time_first");
   std::string state;
   for (std::size_t layer = 0; layer < layers.size(); ++layer) {
-    const auto& [w, r, b_ih, b_hh] = layers[layer];
+    const auto& [w, r, b_ih, b_hh, w_int8, r_int8] = layers[layer];
     const auto hidden = r.size(1);
     at::Tensor b = at::zeros({8 * hidden});
     if (b_ih.defined()) b = at::cat({lstm_gates_to_onnx(b_ih), lstm_gates_to_onnx(b_hh)});
@@ -378,9 +400,8 @@ Value lower_lstm(Lowering& lowering, torch::nn::Module& module, const std::strin
     auto& graph = lowering.graph();
     const std::string y = graph.unique_name(name + ".y"), y_h = graph.unique_name(name + ".y_h");
     graph.add_node("LSTM",
-                   {sequence, lowering.weight(lstm_gates_to_onnx(w).unsqueeze(0), name + ".W"),
-                    lowering.weight(lstm_gates_to_onnx(r).unsqueeze(0), name + ".R"),
-                    lowering.weight(b.unsqueeze(0), name + ".B")},
+                   {sequence, lstm_weight(lowering, w, w_int8, name + ".W"),
+                    lstm_weight(lowering, r, r_int8, name + ".R"), lowering.weight(b.unsqueeze(0), name + ".B")},
                    {y, y_h}, {attribute_int("hidden_size", hidden)});
     // Y [T, 1, B, H] -> [T, B, H]; Y_h [1, B, H] -> [B, H].
     sequence = lowering.op("Squeeze", {y, lowering.ints({1}, name + ".axis1")}, {}, name + ".sequence");

@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -511,7 +512,7 @@ bool cpu_has_vnni() {
   return text.empty() || has("avx512_vnni") || has("avx_vnni") || has("amx_int8") || !has("avx2");
 }
 
-TEST(ModelExportTest, Int8DynamicLinearAndLstmExportAsIntegerOps) {
+TEST(ModelExportTest, Int8DynamicLinearExportsAsIntegerOps) {
   if (!cpu_has_vnni())
     GTEST_SKIP() << "this CPU has no VNNI: onnxruntime's u8s8 MatMulInteger saturates here (the export CLI test "
                     "checks that hone export refuses such a model)";
@@ -525,12 +526,36 @@ TEST(ModelExportTest, Int8DynamicLinearAndLstmExportAsIntegerOps) {
   }
   EXPECT_EQ(integer_products, 2);
   expect_table_round_trip(*mlp, testing::kExportInt8.relative);
+}
 
-  auto lstm = models::make_model("lstm", windows(6, 2), {{"hidden_size", 8}, {"num_layers", 2}, {"dropout", 0.0}});
+/// ONNX's LSTM is float: an int8 dynamic LSTM's weights go in as int8 values + per-row scales
+/// through DequantizeLinear (no MatMulInteger, so no VNNI needed), a quarter of the float bytes.
+TEST(ModelExportTest, Int8DynamicLstmKeepsItsInt8WeightsInTheFile) {
+  auto lstm = models::make_model("lstm", windows(6, 2), {{"hidden_size", 32}, {"num_layers", 2}, {"dropout", 0.0}});
   randomize(*lstm, 12);
+  const auto float_bytes = serialize(lower_model(*lstm, windows(6, 2)).model).size();
   compress::ModelEditor lstm_editor(*lstm);
   testing::run_pass(*lstm, lstm_editor, "quant_int8_dynamic", {{"layers", {"lstm"}}});
   ASSERT_EQ(testing::count_layers<nn::LstmInt8DynamicImpl>(*lstm), 1);
+  const LoweredModel lowered = lower_model(*lstm, windows(6, 2));
+  std::set<std::string> int8_initializers;
+  for (const auto& t : lowered.model.graph.initializer) {
+    if (t.data_type == DataType::kInt8) int8_initializers.insert(t.name);
+  }
+  std::int64_t int8_lstm_weights = 0;
+  for (const auto& node : lowered.model.graph.node) {
+    if (node.op_type != "LSTM") continue;
+    for (const auto index : {1, 2}) {  // W and R
+      for (const auto& producer : lowered.model.graph.node) {
+        if (producer.output.at(0) == node.input.at(index) && producer.op_type == "DequantizeLinear" &&
+            int8_initializers.contains(producer.input.at(0))) {
+          ++int8_lstm_weights;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(int8_lstm_weights, 4) << "W and R of both layers";
+  EXPECT_LT(serialize(lowered.model).size(), float_bytes / 2);
   expect_round_trip(*lstm, windows(6, 2), prices(6, 2), forecast(*lstm), testing::kExportInt8.relative);
 }
 
