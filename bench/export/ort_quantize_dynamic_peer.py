@@ -12,9 +12,10 @@ real test split hone uses.
 
 onnxruntime's quantize_dynamic runs twice: with its defaults (per-tensor int8 weights) and with
 per_channel=True (what hone's int8 Linears hold), each after onnxruntime's quant_pre_process. It
-turns MatMul/Gemm into DynamicQuantizeLinear + MatMulInteger (fused by onnxruntime into DynamicQuantizeMatMul / MatMulIntegerToFloat) and an LSTM into
-com.microsoft.DynamicQuantizeLSTM; hone's export keeps the LSTM op in float on dequantized int8
-weights (ONNX's LSTM has no int8 form).
+turns MatMul/Gemm into DynamicQuantizeLinear + MatMulInteger (which onnxruntime fuses into
+DynamicQuantizeMatMul / MatMulIntegerToFloat) and an LSTM into
+com.microsoft.DynamicQuantizeLSTM; hone's export keeps ONNX's float LSTM op, fed its int8 weights
+through DequantizeLinear (ONNX's LSTM has no int8 form).
 
 The test splits are hone's, rebuilt here from the same files: digits (sklearn's digits.csv.gz,
 shuffled by torch.randperm with hone's seed 20260101, the last 15 %; raw pixel values 0..16, which
