@@ -143,7 +143,11 @@ def main():
         inputs, truth = fine_foods_text()
     n = len(next(iter(inputs.values())))
 
+    args.fp32, args.hone_int8 = os.path.abspath(args.fp32), os.path.abspath(args.hone_int8)
     with tempfile.TemporaryDirectory() as tmp:
+        # quant_pre_process leaves a model-sized .data file in the working directory when its
+        # symbolic shape inference fails (MiniLM): let that be the temporary directory.
+        os.chdir(tmp)
         prepared = os.path.join(tmp, "prepared.onnx")
         try:
             quant_pre_process(args.fp32, prepared)
