@@ -30,10 +30,12 @@ struct ServeTargetOptions {
   std::int64_t seq_len = 128;
 };
 
-/// "minilm": the pretrained all-MiniLM-L6-v2 from data::minilm_dir() (HONE_MINILM_DIR), loaded
-/// as `hone embed` loads it, on the options' device and dtype; its input shape is the encoder's
-/// max length (256 tokens). Anything else: runtime::load_target. Throws hone::Error naming the
-/// missing file (and the package that installs it).
+/// "minilm" or "minilm-pretrained": the pretrained all-MiniLM-L6-v2 through
+/// runtime::load_pretrained_minilm (data::minilm_dir(), HONE_MINILM_DIR), as `hone embed` loads
+/// it, on the options' device and dtype; its input shape is the encoder's max length (256 tokens).
+/// Serving takes "minilm" for the real encoder too, since serving random weights has no use.
+/// Anything else: runtime::load_target. Throws hone::Error naming the missing file (and the
+/// package that installs it).
 ServeTarget load_serve_target(const std::string& target, const ServeTargetOptions& options = {});
 
 }  // namespace hone::serve
