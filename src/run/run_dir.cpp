@@ -1,5 +1,8 @@
 #include "hone/run/run_dir.h"
 
+#include <cstdint>
+#include <limits>
+
 #include <torch/utils.h>
 
 #include <set>
@@ -48,11 +51,26 @@ nlohmann::json to_json(const RunConfig& config) {
           {"train_options", config.train_options}};
 }
 
+namespace {
+
+// A whole number that fits: nlohmann's get<int>() of 1e300 (a double) is undefined behaviour
+// (UBSan's float-cast-overflow, found by tests/fuzz/run_config_fuzzer.cpp).
+std::int64_t integer_field(const nlohmann::json& object, const char* key, const std::string& source) {
+  const nlohmann::json& value = object.at(key);
+  HONE_CHECK(value.is_number_integer() &&
+                 (!value.is_number_unsigned() ||
+                  value.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())),
+             "{}: '{}' must be an integer, got {}", source, key, value.dump());
+  return value.get<std::int64_t>();
+}
+
+}  // namespace
+
 RunConfig run_config_from_json(const nlohmann::json& j, const std::string& source) {
   try {
     HONE_CHECK(j.is_object() && j.value("format", "") == "hone-run", "{}: not a hone run config (format != hone-run)",
                source);
-    const int version = j.at("version").get<int>();
+    const std::int64_t version = integer_field(j, "version", source);
     HONE_CHECK(version == kRunFormatVersion, "{}: run format version {} is not supported (this hone reads {})", source,
                version, kRunFormatVersion);
     RunConfig config;
@@ -60,8 +78,9 @@ RunConfig run_config_from_json(const nlohmann::json& j, const std::string& sourc
     config.model_config = j.at("model_config");
     config.dataset = j.at("dataset").get<std::string>();
     const auto& d = j.at("data_options");
-    config.data_options.window = d.at("window").get<std::int64_t>();
-    config.data_options.limit = d.at("limit").get<std::int64_t>();
+    HONE_CHECK(d.is_object(), "{}: 'data_options' must be an object", source);
+    config.data_options.window = integer_field(d, "window", source);
+    config.data_options.limit = integer_field(d, "limit", source);
     config.train_options = j.value("train_options", nlohmann::json::object());
     return config;
   } catch (const nlohmann::json::exception& e) {
