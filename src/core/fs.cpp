@@ -47,7 +47,7 @@ void remove_dead_writers_temporaries(const fs::path& path) {
   for (fs::directory_iterator it(path.parent_path().empty() ? fs::path(".") : path.parent_path(), ec), end;
        !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (!name.starts_with(prefix) || name.ends_with(".old")) continue;
+    if (!name.starts_with(prefix)) continue;
     char* rest = nullptr;
     const long pid = std::strtol(name.c_str() + prefix.size(), &rest, 10);
     if (pid <= 0 || rest == nullptr || *rest != '.' || pid == ::getpid()) continue;
